@@ -1,0 +1,57 @@
+use thiserror::Error;
+
+use crate::ErrorKind;
+use crate::sandbox::{HandlerError, SandboxError};
+use crate::store::StoreError;
+
+#[derive(Debug, Error)]
+pub enum FetchError {
+    #[error("no handler for distribution point type {kind:?} (available: {available})")]
+    NoHandler { kind: String, available: String },
+    #[error("{path}: no such file or directory")]
+    SourceNotFound { path: String },
+    #[error("fetching {point}: {}", describe(.error))]
+    Handler { point: String, error: HandlerError },
+    #[error("handler {handler} returned an unusable image record: {reason}")]
+    BadRecord { handler: String, reason: String },
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn describe(e: &HandlerError) -> String {
+    match e {
+        HandlerError::NotFound(m)
+        | HandlerError::Unauthorized(m)
+        | HandlerError::Denied(m)
+        | HandlerError::Unsupported(m)
+        | HandlerError::InvalidInput(m)
+        | HandlerError::Io(m) => m.clone(),
+        HandlerError::DigestMismatch(m) => {
+            format!(
+                "{}: expected {}, got {}; nothing was stored",
+                m.subject, m.expected, m.actual
+            )
+        }
+    }
+}
+
+impl FetchError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FetchError::NoHandler { .. } => ErrorKind::Invalid,
+            FetchError::SourceNotFound { .. } => ErrorKind::NotFound,
+            FetchError::Handler { error, .. } => match error {
+                HandlerError::NotFound(_) => ErrorKind::NotFound,
+                HandlerError::Unauthorized(_) | HandlerError::Denied(_) => ErrorKind::Denied,
+                HandlerError::DigestMismatch(_) => ErrorKind::Corrupt,
+                HandlerError::Unsupported(_) | HandlerError::InvalidInput(_) => ErrorKind::Invalid,
+                HandlerError::Io(_) => ErrorKind::Io,
+            },
+            FetchError::BadRecord { .. } => ErrorKind::Sandbox,
+            FetchError::Sandbox(e) => e.kind(),
+            FetchError::Store(e) => e.kind(),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Fetch: resolve a distribution point into a stored image by running its handler.
+//!
+//! The host decides the grant from the point (for `oci-layout`: read-only access to
+//! that one path, no network), runs the handler in a fresh sandbox instance, checks the
+//! record it returns against the store, and commits the image and its ref.
+//!
+//! Glossary:
+//! - *handler*: the component serving a point's type (built-in, or later a drop-in).
+//! - *record*: what the handler resolved the point to; see [`ImageRecord`].
+//! - *commit*: recording the image and pointing the canonical ref at it, atomically.
+
+mod error;
+pub mod handlers;
+mod record;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use error::FetchError;
+
+use crate::cimd::{DistributionPoint, PointKind};
+use crate::sandbox::{
+    CacheOutcome, Grant, IngestStats, Limits, ResolveOptions, RunContext, Sandbox, WitPlatform,
+};
+use crate::store::{HandlerIdentity, ImageRecord, IngestObserver, Platform, Store};
+use crate::transport::LocalKind;
+
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Which manifest to take from a multi-platform index.
+    pub platform: Platform,
+    pub limits: Limits,
+}
+
+impl Default for FetchOptions {
+    fn default() -> FetchOptions {
+        FetchOptions {
+            platform: host_platform(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What a fetch did.
+#[derive(Debug)]
+pub struct Fetched {
+    pub record: ImageRecord,
+    pub ingest: IngestStats,
+    pub handler_cache: CacheOutcome,
+    pub elapsed: Duration,
+}
+
+/// The platform of this machine in OCI terms (`linux/amd64`, `linux/arm64/v8`, …).
+pub fn host_platform() -> Platform {
+    let (architecture, variant) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", None),
+        "aarch64" => ("arm64", Some("v8")),
+        "x86" => ("386", None),
+        "arm" => ("arm", Some("v7")),
+        "powerpc64" => ("ppc64le", None),
+        "loongarch64" => ("loong64", None),
+        other => (other, None),
+    };
+    Platform {
+        os: std::env::consts::OS.to_string(),
+        architecture: architecture.to_string(),
+        variant: variant.map(str::to_string),
+    }
+}
+
+/// Parse `os/arch[/variant]`.
+pub fn parse_platform(s: &str) -> Option<Platform> {
+    let mut parts = s.split('/');
+    let os = parts.next().filter(|p| !p.is_empty())?;
+    let architecture = parts.next().filter(|p| !p.is_empty())?;
+    let variant = parts.next().map(str::to_string);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Platform {
+        os: os.to_string(),
+        architecture: architecture.to_string(),
+        variant,
+    })
+}
+
+/// The least a handler needs for `point`.
+fn grant_for(point: &DistributionPoint, limits: &Limits) -> Result<Grant, FetchError> {
+    let mut grant = Grant {
+        local: None,
+        limits: limits.clone(),
+    };
+    if let PointKind::OciLayout = point.kind() {
+        let path = point.local_path().expect("oci-layout points have a path");
+        let meta = std::fs::metadata(&path).map_err(|_| FetchError::SourceNotFound {
+            path: path.display().to_string(),
+        })?;
+        let kind = if meta.is_dir() {
+            LocalKind::Directory
+        } else {
+            LocalKind::File
+        };
+        grant = Grant::local(path, kind);
+        grant.limits = limits.clone();
+    }
+    Ok(grant)
+}
+
+/// Fetch `point` into `store`.
+pub fn fetch(
+    store: &Arc<Store>,
+    sandbox: &Sandbox,
+    point: &DistributionPoint,
+    options: &FetchOptions,
+    observer: Arc<dyn IngestObserver>,
+) -> Result<Fetched, FetchError> {
+    let started = Instant::now();
+    let bytes = handlers::builtin(point.kind()).ok_or_else(|| FetchError::NoHandler {
+        kind: point.kind().name().to_string(),
+        available: handlers::builtin_types().join(", "),
+    })?;
+    let handler = sandbox.load(point.kind().name(), bytes)?;
+    let grant = grant_for(point, &options.limits)?;
+    let resolve_options = ResolveOptions {
+        platform: WitPlatform {
+            os: options.platform.os.clone(),
+            architecture: options.platform.architecture.clone(),
+            variant: options.platform.variant.clone(),
+        },
+    };
+    let ctx = RunContext {
+        store: store.clone(),
+        observer,
+    };
+    let outcome = sandbox.resolve(&handler, &grant, ctx, &point.to_string(), &resolve_options)?;
+    let wit_record = outcome.result.map_err(|error| FetchError::Handler {
+        point: point.to_string(),
+        error,
+    })?;
+    let identity = HandlerIdentity {
+        scheme: handler.name.clone(),
+        digest: handler.digest.clone(),
+    };
+    let record = record::from_handler(point, wit_record, identity)?;
+    store.commit_image(&record)?;
+    Ok(Fetched {
+        record,
+        ingest: outcome.ingest,
+        handler_cache: handler.cache,
+        elapsed: started.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_parse_with_optional_variant() {
+        let p = parse_platform("linux/arm64/v8").unwrap();
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
+            ("linux", "arm64", Some("v8"))
+        );
+        assert!(parse_platform("linux").is_none());
+        assert!(parse_platform("linux//v7").is_none());
+        assert!(parse_platform("a/b/c/d").is_none());
+    }
+}

@@ -1,0 +1,66 @@
+//! Host implementations of the handler world's imports, one file per interface, each
+//! on the narrow context of its capability.
+
+mod log;
+mod store;
+mod transport;
+
+pub use log::LogCtx;
+pub use store::{IngestStats, StoreCtx};
+pub use transport::TransportCtx;
+
+use super::bindings::berth::handler::types::{Error as WitError, Mismatch};
+use crate::store::StoreError;
+use crate::transport::TransportError;
+
+/// `types` declares only types; its host trait is empty.
+impl super::bindings::berth::handler::types::Host for super::state::HandlerState {}
+
+/// The message of an error with its sources, as the user will read it.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn transport_error(e: TransportError) -> WitError {
+    let msg = chain(&e);
+    match e {
+        TransportError::Escapes { .. } | TransportError::NoLocalGrant => WitError::Denied(msg),
+        TransportError::NotFound { .. } => WitError::NotFound(msg),
+        TransportError::NotAFile { .. } => WitError::InvalidInput(msg),
+        TransportError::Io { .. } => WitError::Io(msg),
+    }
+}
+
+fn store_error(e: StoreError) -> WitError {
+    let msg = chain(&e);
+    match e {
+        StoreError::DigestMismatch {
+            subject,
+            expected,
+            actual,
+        } => WitError::DigestMismatch(Mismatch {
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+            subject,
+        }),
+        StoreError::SizeMismatch {
+            subject,
+            expected,
+            actual,
+        } => WitError::DigestMismatch(Mismatch {
+            expected: format!("{expected} bytes"),
+            actual: format!("{actual} bytes"),
+            subject,
+        }),
+        StoreError::BlobNotFound(_) | StoreError::ImageNotFound(_) => WitError::NotFound(msg),
+        StoreError::InvalidDigest { .. } => WitError::InvalidInput(msg),
+        _ => WitError::Io(msg),
+    }
+}

@@ -1,0 +1,179 @@
+//! `berth:handler/store`: blobs stream from their source into the CAS on host threads,
+//! verified as they are written; the guest sees only the outcome.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::{store_error, transport_error};
+use crate::sandbox::bindings::berth::handler::store::{Host, IngestRequest, Source};
+use crate::sandbox::bindings::berth::handler::types::Error as WitError;
+use crate::sandbox::state::HostTime;
+use crate::store::{Digest, Expected, IngestObserver, Ingested, Store};
+use crate::transport::{LocalAccess, TransportError};
+
+/// What a run's ingests did, for the fetch report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestStats {
+    pub blobs_written: u64,
+    pub bytes_written: u64,
+    pub blobs_reused: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    blobs_written: AtomicU64,
+    bytes_written: AtomicU64,
+    blobs_reused: AtomicU64,
+}
+
+pub struct StoreCtx {
+    pub(crate) handler: String,
+    pub(crate) store: Arc<Store>,
+    pub(crate) local: Option<Arc<LocalAccess>>,
+    pub(crate) observer: Arc<dyn IngestObserver>,
+    pub(crate) read_cap: u32,
+    pub(crate) concurrency: usize,
+    pub(crate) host_time: HostTime,
+    counters: Arc<Counters>,
+}
+
+impl StoreCtx {
+    pub(crate) fn new(
+        handler: String,
+        store: Arc<Store>,
+        local: Option<Arc<LocalAccess>>,
+        observer: Arc<dyn IngestObserver>,
+        read_cap: u32,
+        concurrency: usize,
+        host_time: HostTime,
+    ) -> StoreCtx {
+        StoreCtx {
+            handler,
+            store,
+            local,
+            observer,
+            read_cap,
+            concurrency,
+            host_time,
+            counters: Arc::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> IngestStats {
+        IngestStats {
+            blobs_written: self.counters.blobs_written.load(Ordering::Relaxed),
+            bytes_written: self.counters.bytes_written.load(Ordering::Relaxed),
+            blobs_reused: self.counters.blobs_reused.load(Ordering::Relaxed),
+        }
+    }
+
+    fn ingest_one(&self, req: &IngestRequest) -> Result<(), WitError> {
+        let digest: Digest = req.digest.parse().map_err(store_error)?;
+        let expect = Expected {
+            digest: digest.clone(),
+            size: req.size,
+        };
+        if self.store.blobs().has(&digest) {
+            self.counters.blobs_reused.fetch_add(1, Ordering::Relaxed);
+            self.observer.finished(&digest, true);
+            return Ok(());
+        }
+        let (mut reader, subject) = self.open_source(&req.source)?;
+        self.observer.started(&digest, req.size, &req.media_type);
+        let outcome = self
+            .store
+            .blobs()
+            .ingest(&mut reader, &expect, &subject, &mut |n| {
+                self.observer.advanced(&digest, n)
+            })
+            .map_err(store_error)?;
+        match outcome {
+            Ingested::Written => {
+                self.counters.blobs_written.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .bytes_written
+                    .fetch_add(req.size, Ordering::Relaxed);
+            }
+            Ingested::AlreadyPresent => {
+                self.counters.blobs_reused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.observer
+            .finished(&digest, outcome == Ingested::AlreadyPresent);
+        Ok(())
+    }
+
+    fn open_source(&self, source: &Source) -> Result<(Box<dyn Read>, String), WitError> {
+        match source {
+            Source::Local(range) => {
+                let local = self
+                    .local
+                    .as_deref()
+                    .ok_or_else(|| transport_error(TransportError::NoLocalGrant))?;
+                let mut file = local.open_file(&range.path).map_err(transport_error)?;
+                file.seek(SeekFrom::Start(range.offset))
+                    .map_err(|e| WitError::Io(e.to_string()))?;
+                let subject = if range.path.is_empty() {
+                    format!("{} at byte {}", local.root().display(), range.offset)
+                } else {
+                    local.root().join(&range.path).display().to_string()
+                };
+                Ok((Box::new(file.take(range.length)), subject))
+            }
+            Source::Http(http) => Err(WitError::Denied(format!(
+                "handler {} has no network grant, so {} cannot be downloaded",
+                self.handler,
+                http.urls.first().map_or("(no URL)", String::as_str)
+            ))),
+        }
+    }
+}
+
+impl Host for StoreCtx {
+    fn ingest(&mut self, requests: Vec<IngestRequest>) -> Vec<Result<(), WitError>> {
+        let this = &*self;
+        this.host_time.measure(|| {
+            let results: Vec<Mutex<Option<Result<(), WitError>>>> =
+                requests.iter().map(|_| Mutex::new(None)).collect();
+            let next = AtomicUsize::new(0);
+            let workers = this.concurrency.clamp(1, requests.len().max(1));
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|| {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(req) = requests.get(i) else { break };
+                            let r = this.ingest_one(req);
+                            *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                        }
+                    });
+                }
+            });
+            results
+                .into_iter()
+                .map(|m| {
+                    m.into_inner()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .expect("every request was run")
+                })
+                .collect()
+        })
+    }
+
+    fn has(&mut self, digest: String) -> bool {
+        digest
+            .parse::<Digest>()
+            .is_ok_and(|d| self.store.blobs().has(&d))
+    }
+
+    fn read(&mut self, digest: String, offset: u64, length: u32) -> Result<Vec<u8>, WitError> {
+        let digest: Digest = digest.parse().map_err(store_error)?;
+        let len = length.min(self.read_cap) as usize;
+        self.host_time
+            .measure(|| self.store.blobs().read_at(&digest, offset, len))
+            .map_err(store_error)
+    }
+}

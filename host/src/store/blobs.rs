@@ -1,0 +1,281 @@
+//! The CAS: `blobs/<alg>/<hex>`, written by ingest-then-commit.
+//!
+//! A blob is streamed into a temporary file under `tmp/`, hashed as it is written,
+//! checked against the expected digest and size, synced, and only then renamed to its
+//! name. A reader never sees a partial or unverified blob; a crash leaves at most a
+//! file in `tmp/`, which `gc` removes.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::digest::Hasher;
+use super::error::io;
+use super::{Algorithm, Digest, StoreError};
+
+/// Bytes copied per read while ingesting.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// What an ingest must produce.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// The blob was already in the store; the source was not read.
+    AlreadyPresent,
+    /// The blob was written and verified.
+    Written,
+}
+
+pub struct Blobs {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Blobs {
+    pub(super) fn open(root: &Path) -> Result<Blobs, StoreError> {
+        let dir = root.join("blobs");
+        let tmp = root.join("tmp");
+        for alg in Algorithm::all() {
+            let d = dir.join(alg.name());
+            fs::create_dir_all(&d).map_err(io("creating", d))?;
+        }
+        fs::create_dir_all(&tmp).map_err(io("creating", &tmp))?;
+        Ok(Blobs { dir, tmp })
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.algorithm().name()).join(digest.hex())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(super) fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    pub fn has(&self, digest: &Digest) -> bool {
+        fs::symlink_metadata(self.path(digest)).is_ok_and(|m| m.is_file())
+    }
+
+    pub fn size(&self, digest: &Digest) -> Result<u64, StoreError> {
+        match fs::symlink_metadata(self.path(digest)) {
+            Ok(m) if m.is_file() => Ok(m.len()),
+            Ok(_) => Err(StoreError::BlobNotFound(digest.clone())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::BlobNotFound(digest.clone()))
+            }
+            Err(e) => Err(io("inspecting", self.path(digest))(e)),
+        }
+    }
+
+    pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
+        File::open(self.path(digest)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::BlobNotFound(digest.clone()),
+            _ => io("opening", self.path(digest))(e),
+        })
+    }
+
+    /// Read up to `len` bytes at `offset`; fewer only at the end of the blob.
+    pub fn read_at(&self, digest: &Digest, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        let file = self.open_blob(digest)?;
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            let n = file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+                .map_err(io("reading", self.path(digest)))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    /// Stream `source` into the store as `expect`. `subject` names the source in errors;
+    /// `on_progress` receives byte counts as they are written.
+    pub fn ingest(
+        &self,
+        source: &mut dyn Read,
+        expect: &Expected,
+        subject: &str,
+        on_progress: &mut dyn FnMut(u64),
+    ) -> Result<Ingested, StoreError> {
+        if self.has(&expect.digest) {
+            return Ok(Ingested::AlreadyPresent);
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("ingest-{}-", std::process::id()))
+            .tempfile_in(&self.tmp)
+            .map_err(io("creating a temporary file in", &self.tmp))?;
+        let mut hasher = Hasher::new(expect.digest.algorithm());
+        let mut buf = vec![0u8; COPY_BUFFER];
+        let mut written: u64 = 0;
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(StoreError::Source {
+                        subject: subject.to_string(),
+                        source,
+                    });
+                }
+            };
+            written += n as u64;
+            // Stop reading as soon as the source is longer than announced.
+            if written > expect.size {
+                return Err(StoreError::SizeMismatch {
+                    subject: subject.to_string(),
+                    expected: expect.size,
+                    actual: written,
+                });
+            }
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n])
+                .map_err(io("writing", tmp.path()))?;
+            on_progress(n as u64);
+        }
+        if written != expect.size {
+            return Err(StoreError::SizeMismatch {
+                subject: subject.to_string(),
+                expected: expect.size,
+                actual: written,
+            });
+        }
+        let actual = hasher.finish();
+        if actual != expect.digest {
+            return Err(StoreError::DigestMismatch {
+                subject: subject.to_string(),
+                expected: expect.digest.clone(),
+                actual,
+            });
+        }
+        self.commit(tmp, &expect.digest)?;
+        Ok(Ingested::Written)
+    }
+
+    /// Make a verified temporary file visible under its digest: read-only, synced,
+    /// renamed, and the directory synced so the name survives a crash.
+    fn commit(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<(), StoreError> {
+        let file = tmp.as_file();
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(io("setting permissions of", tmp.path()))?;
+        file.sync_all().map_err(io("syncing", tmp.path()))?;
+        let dest = self.path(digest);
+        tmp.persist(&dest)
+            .map_err(|e| io("renaming a verified blob to", &dest)(e.error))?;
+        let parent = dest.parent().expect("blob paths have a parent");
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io("syncing", parent))?;
+        Ok(())
+    }
+
+    /// Every file under `blobs/`, whether or not its name is a valid digest.
+    pub fn list(&self) -> Result<Vec<(PathBuf, Option<Digest>)>, StoreError> {
+        let mut out = Vec::new();
+        for alg in Algorithm::all() {
+            let dir = self.dir.join(alg.name());
+            for entry in fs::read_dir(&dir).map_err(io("listing", &dir))? {
+                let entry = entry.map_err(io("listing", &dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let digest = format!("{}:{name}", alg.name()).parse().ok();
+                out.push((entry.path(), digest));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Hash a file as `algorithm`.
+pub fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Digest, u64), StoreError> {
+    let mut file = File::open(path).map_err(io("opening", path))?;
+    let mut hasher = Hasher::new(algorithm);
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io("reading", path))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((hasher.finish(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blobs() -> (tempfile::TempDir, Blobs) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        (dir, blobs)
+    }
+
+    fn expect(bytes: &[u8]) -> Expected {
+        Expected {
+            digest: Digest::of_bytes(Algorithm::Sha256, bytes),
+            size: bytes.len() as u64,
+        }
+    }
+
+    fn tmp_is_empty(b: &Blobs) -> bool {
+        fs::read_dir(b.tmp_dir()).unwrap().next().is_none()
+    }
+
+    #[test]
+    fn ingest_stores_under_digest_and_skips_a_second_copy() {
+        let (_d, b) = blobs();
+        let e = expect(b"hello");
+        let mut seen = 0;
+        assert_eq!(
+            b.ingest(&mut &b"hello"[..], &e, "t", &mut |n| seen += n)
+                .unwrap(),
+            Ingested::Written
+        );
+        assert_eq!(seen, 5);
+        assert_eq!(fs::read(b.path(&e.digest)).unwrap(), b"hello");
+        assert_eq!(
+            b.ingest(&mut &b"hello"[..], &e, "t", &mut |_| {}).unwrap(),
+            Ingested::AlreadyPresent
+        );
+        assert_eq!(b.read_at(&e.digest, 1, 10).unwrap(), b"ello");
+    }
+
+    #[test]
+    fn wrong_bytes_leave_nothing_behind() {
+        let (_d, b) = blobs();
+        let e = expect(b"hello");
+        let err = b
+            .ingest(&mut &b"jello"[..], &e, "t", &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+        let err = b
+            .ingest(&mut &b"hell"[..], &e, "t", &mut |_| {})
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::SizeMismatch { actual: 4, .. }),
+            "{err}"
+        );
+        let err = b
+            .ingest(&mut &b"hello, world"[..], &e, "t", &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, StoreError::SizeMismatch { .. }), "{err}");
+        assert!(!b.has(&e.digest));
+        assert!(tmp_is_empty(&b));
+    }
+}

@@ -1,0 +1,47 @@
+//! Garbage collection: remove blobs no image needs, and leftovers of interrupted
+//! ingests. Runs under the exclusive lock, so no fetch is between ingest and commit.
+
+use std::collections::HashSet;
+use std::fs;
+
+use serde::Serialize;
+
+use super::error::io;
+use super::{Store, StoreError};
+
+#[derive(Debug, Default, Serialize)]
+pub struct GcReport {
+    pub blobs_removed: u64,
+    pub bytes_freed: u64,
+    pub temp_files_removed: u64,
+}
+
+impl Store {
+    pub fn gc(&self) -> Result<GcReport, StoreError> {
+        let mut reachable = HashSet::new();
+        for image in self.images()? {
+            reachable.extend(image.record.blobs().map(|d| d.digest.clone()));
+        }
+        let mut report = GcReport::default();
+        for (path, digest) in self.blobs.list()? {
+            // A file whose name is no digest is no blob; leave it for fsck to report.
+            let Some(digest) = digest else { continue };
+            if reachable.contains(&digest) {
+                continue;
+            }
+            let size = fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(&path).map_err(io("removing", &path))?;
+            report.blobs_removed += 1;
+            report.bytes_freed += size;
+        }
+        let tmp = self.blobs.tmp_dir();
+        for entry in fs::read_dir(tmp).map_err(io("listing", tmp))? {
+            let path = entry.map_err(io("listing", tmp))?.path();
+            let size = fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(&path).map_err(io("removing", &path))?;
+            report.temp_files_removed += 1;
+            report.bytes_freed += size;
+        }
+        Ok(report)
+    }
+}

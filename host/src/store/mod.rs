@@ -1,0 +1,190 @@
+//! The content-addressed store and its metadata, under one root directory.
+//!
+//! Layout of `$BERTH_ROOT`:
+//! - `blobs/<alg>/<hex>`: the CAS, laid out as an OCI image layout's blob directory.
+//! - `tmp/`: blobs being ingested; nothing here is ever read as content.
+//! - `berth.db`: SQLite metadata (refs, images, layers).
+//! - `quarantine/`: blobs `fsck` found corrupt, kept for inspection.
+//! - `lock`: the store lock (see [`LockMode`]).
+//!
+//! Glossary:
+//! - *blob*: bytes named by their digest. *Ingest* streams them in and verifies them;
+//!   *commit* (a rename) makes them visible. A visible blob is always complete.
+//! - *image*: a stored [`ImageRecord`], keyed by its manifest digest.
+//! - *ref*: a canonical distribution point naming an image; several refs may name one.
+//! - *reachable*: a blob some image needs. `gc` removes the rest.
+
+mod blobs;
+mod db;
+mod digest;
+mod error;
+mod fsck;
+mod gc;
+mod lock;
+mod progress;
+mod record;
+
+use std::path::{Path, PathBuf};
+
+pub use blobs::{Blobs, Expected, Ingested, hash_file};
+pub use db::{SCHEMA_VERSION, StoredImage};
+pub use digest::{Algorithm, Digest, Hasher};
+pub use error::StoreError;
+pub use fsck::{FsckReport, Problem};
+pub use gc::GcReport;
+pub use lock::LockMode;
+pub use progress::{IngestObserver, NoProgress};
+pub use record::{
+    Dependency, Descriptor, HandlerIdentity, ImageFormat, ImageRecord, Layer, Platform,
+    RuntimeConfig,
+};
+
+use db::Db;
+use error::io;
+use lock::StoreLock;
+
+pub struct Store {
+    root: PathBuf,
+    blobs: Blobs,
+    db: std::sync::Mutex<Db>,
+    _lock: StoreLock,
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `root`. `on_wait` is called if another
+    /// process holds the lock in a conflicting mode, before waiting for it.
+    pub fn open(
+        root: &Path,
+        mode: LockMode,
+        on_wait: &mut dyn FnMut(),
+    ) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(root).map_err(io("creating the store root", root))?;
+        let lock = StoreLock::acquire(root, mode, on_wait)?;
+        let blobs = Blobs::open(root)?;
+        let db = Db::open(&root.join("berth.db"))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            blobs,
+            db: std::sync::Mutex::new(db),
+            _lock: lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+        // A panic while holding the lock cannot leave SQLite inconsistent: the
+        // transaction rolls back. Keep using the connection.
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.db().schema_version()
+    }
+
+    /// Record an image whose blobs are all present, and point its canonical ref at it.
+    pub fn commit_image(&self, record: &ImageRecord) -> Result<(), StoreError> {
+        for d in record.blobs() {
+            let size = self.blobs.size(&d.digest)?;
+            if size != d.size {
+                return Err(StoreError::SizeMismatch {
+                    subject: d.digest.to_string(),
+                    expected: d.size,
+                    actual: size,
+                });
+            }
+        }
+        self.db().put_image(record)
+    }
+
+    pub fn resolve_ref(&self, point: &str) -> Result<Option<StoredImage>, StoreError> {
+        let db = self.db();
+        match db.resolve_ref(point)? {
+            Some(d) => db.image(&d),
+            None => Ok(None),
+        }
+    }
+
+    pub fn image(&self, digest: &Digest) -> Result<Option<StoredImage>, StoreError> {
+        self.db().image(digest)
+    }
+
+    pub fn images(&self) -> Result<Vec<StoredImage>, StoreError> {
+        let db = self.db();
+        let mut out = Vec::new();
+        for d in db.image_digests()? {
+            out.extend(db.image(&d)?);
+        }
+        Ok(out)
+    }
+
+    /// Find an image by the canonical form of what the user typed (if it parsed as a
+    /// distribution point), else by full digest or a prefix of its hex (≥ 4 digits).
+    pub fn find_image(
+        &self,
+        input: &str,
+        canonical: Option<&str>,
+    ) -> Result<StoredImage, StoreError> {
+        if let Some(point) = canonical {
+            if let Some(found) = self.resolve_ref(point)? {
+                return Ok(found);
+            }
+        }
+        if let Some(found) = self.resolve_ref(input)? {
+            return Ok(found);
+        }
+        let needle = input.split_once(':').map_or(input, |(_, hex)| hex);
+        if needle.len() >= 4 && needle.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let matches: Vec<StoredImage> = self
+                .images()?
+                .into_iter()
+                .filter(|i| {
+                    let d = &i.record.manifest.digest;
+                    d.hex().starts_with(needle)
+                        && (!input.contains(':') || input.starts_with(d.algorithm().name()))
+                })
+                .collect();
+            match matches.len() {
+                0 => {}
+                1 => return Ok(matches.into_iter().next().expect("one match")),
+                _ => {
+                    let list: Vec<String> = matches
+                        .iter()
+                        .map(|m| m.record.manifest.digest.to_string())
+                        .collect();
+                    return Err(StoreError::AmbiguousImage {
+                        query: input.to_string(),
+                        matches: list.join(", "),
+                    });
+                }
+            }
+        }
+        Err(StoreError::ImageNotFound(input.to_string()))
+    }
+
+    /// Remove a ref (when `input` names one) or a whole image (when it is a digest).
+    /// Blobs are reclaimed by [`Store::gc`].
+    pub fn remove(&self, input: &str, canonical: Option<&str>) -> Result<StoredImage, StoreError> {
+        let image = self.find_image(input, canonical)?;
+        let mut db = self.db();
+        let by_ref = [canonical, Some(input)]
+            .into_iter()
+            .flatten()
+            .find(|p| image.refs.iter().any(|r| r == p));
+        match by_ref {
+            Some(point) => {
+                db.remove_ref(point)?;
+            }
+            None => db.remove_image(&image.record.manifest.digest)?,
+        }
+        Ok(image)
+    }
+}
