@@ -1,0 +1,83 @@
+//! `berth fetch`.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use berth::fetch::{self, FetchOptions};
+use berth::store::LockMode;
+
+use super::Ctx;
+use super::output::{human_size, print, print_json};
+use super::progress::Progress;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  berth fetch oci-layout:./busybox-layout:latest
+  berth fetch oci-archive:./image.tar
+  berth fetch 'cimd:oci-layout:v=0:file%3A%2F%2F%2Fsrv%2Flayout?ref=v1'")]
+pub struct FetchArgs {
+    /// The image's distribution point (canonical `cimd:` URI or a friendly form).
+    point: String,
+    /// Platform to select from a multi-platform index, os/arch[/variant] (default: this machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// Seconds of guest time the handler may use.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    handler_timeout: u64,
+    /// Blobs ingested at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    max_concurrent_downloads: usize,
+}
+
+pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode> {
+    let point = ctx.point(&args.point)?;
+    let mut options = FetchOptions::default();
+    if let Some(p) = &args.platform {
+        options.platform = fetch::parse_platform(p).ok_or_else(|| {
+            anyhow::anyhow!("--platform {p:?} is not os/arch[/variant], e.g. linux/arm64/v8")
+        })?;
+    }
+    options.limits.time_budget = std::time::Duration::from_secs(args.handler_timeout);
+    options.limits.max_concurrent_ingests = args.max_concurrent_downloads.max(1);
+
+    let store = ctx.open_store(LockMode::Shared)?;
+    let sandbox = ctx.sandbox()?;
+    let progress = Arc::new(Progress::new(ctx.global.json, ctx.global.quiet));
+    let result = fetch::fetch(&store, &sandbox, &point, &options, progress.clone());
+    progress.finish();
+    let fetched = result.with_context(|| format!("fetching {point}"))?;
+    let r = &fetched.record;
+
+    if ctx.global.json {
+        print_json(&json!({
+            "canonical": r.canonical,
+            "manifest": r.manifest.digest,
+            "config": r.config.as_ref().map(|c| &c.digest),
+            "layers": r.layers.iter().map(|l| &l.blob.digest).collect::<Vec<_>>(),
+            "size": r.size(),
+            "blobsWritten": fetched.ingest.blobs_written,
+            "bytesWritten": fetched.ingest.bytes_written,
+            "blobsReused": fetched.ingest.blobs_reused,
+            "handler": { "scheme": r.handler.scheme, "digest": r.handler.digest },
+            "elapsedMs": fetched.elapsed.as_millis() as u64,
+        }))?;
+    } else {
+        let mut text = format!("{}\n", r.canonical);
+        if !ctx.global.quiet {
+            text.push_str(&format!(
+                "  manifest {}\n  {} layers, {} in total; {} blobs written ({}), {} already stored, in {:.2?}\n",
+                r.manifest.digest,
+                r.layers.len(),
+                human_size(r.size()),
+                fetched.ingest.blobs_written,
+                human_size(fetched.ingest.bytes_written),
+                fetched.ingest.blobs_reused,
+                fetched.elapsed,
+            ));
+        }
+        print(&text)?;
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

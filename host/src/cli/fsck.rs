@@ -1,0 +1,49 @@
+//! `berth fsck`.
+
+use berth::ErrorKind;
+use berth::store::{LockMode, Problem};
+
+use super::Ctx;
+use super::output::{human_size, print, print_json};
+
+#[derive(clap::Args)]
+#[command(after_help = "Exits 0 when the store is clean and 6 when it found problems.")]
+pub struct FsckArgs {}
+
+pub fn run(ctx: &Ctx, _args: FsckArgs) -> anyhow::Result<std::process::ExitCode> {
+    let store = ctx.open_store(LockMode::Exclusive)?;
+    let report = store.fsck()?;
+    if ctx.global.json {
+        print_json(&report)?;
+    } else {
+        let mut text = format!(
+            "checked {} blobs ({}) and {} images: {}\n",
+            report.blobs_checked,
+            human_size(report.bytes_checked),
+            report.images_checked,
+            if report.is_clean() {
+                "no problems".to_string()
+            } else {
+                format!("{} problems", report.problems.len())
+            }
+        );
+        for p in &report.problems {
+            text.push_str(&match p {
+                Problem::Corrupt { digest, actual, quarantined_as } => {
+                    format!("  corrupt blob {digest} (its bytes hash to {actual}); moved to {quarantined_as}\n")
+                }
+                Problem::StrayFile { path } => format!("  stray file {path} (not named by a digest)\n"),
+                Problem::Missing { image, digest } => format!("  image {image} needs blob {digest}, which is missing\n"),
+                Problem::WrongSize { image, digest, expected, actual } => {
+                    format!("  image {image} expects blob {digest} of {expected} bytes; it has {actual}\n")
+                }
+            });
+        }
+        print(&text)?;
+    }
+    Ok(if report.is_clean() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(ErrorKind::Corrupt.exit_code() as u8)
+    })
+}

@@ -1,0 +1,166 @@
+//! `berth image …`: list, inspect, cat-manifest, rm.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use berth::store::{LockMode, Store, StoredImage};
+
+use super::Ctx;
+use super::output::{age, human_size, print, print_json};
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// List stored images.
+    #[command(alias = "ls")]
+    List,
+    /// Show an image's stored record as JSON.
+    Inspect {
+        /// A distribution point it was fetched by (friendly or canonical), or a digest or ID prefix.
+        image: String,
+    },
+    /// Print an image's manifest exactly as stored.
+    CatManifest {
+        /// A distribution point it was fetched by, or a digest or ID prefix.
+        image: String,
+    },
+    /// Remove refs or images. A point removes that ref (and the image when no other ref
+    /// names it); a digest removes the image and all its refs. Unneeded blobs are then
+    /// removed unless --keep-blobs.
+    #[command(alias = "rmi")]
+    Rm {
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Leave the blobs for a later `berth gc`.
+        #[arg(long)]
+        keep_blobs: bool,
+    },
+}
+
+impl Ctx {
+    /// Find an image by what the user typed: a point (friendly or canonical) or a digest.
+    fn find(&self, store: &Store, input: &str) -> anyhow::Result<StoredImage> {
+        let canonical = self.point(input).ok().map(|p| p.to_string());
+        Ok(store.find_image(input, canonical.as_deref())?)
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ImageCommand::List => list(ctx),
+        ImageCommand::Inspect { image } => {
+            let store = ctx.open_store(LockMode::Shared)?;
+            let found = ctx.find(&store, &image)?;
+            print_json(&json!({
+                "id": found.record.manifest.digest,
+                "refs": found.refs,
+                "created": found.created_at,
+                "record": found.record,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::CatManifest { image } => {
+            let store = ctx.open_store(LockMode::Shared)?;
+            let found = ctx.find(&store, &image)?;
+            let mut bytes = Vec::new();
+            store
+                .blobs()
+                .open_blob(&found.record.manifest.digest)?
+                .read_to_end(&mut bytes)?;
+            print(&String::from_utf8_lossy(&bytes))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Rm { images, keep_blobs } => rm(ctx, &images, keep_blobs),
+    }
+}
+
+fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store(LockMode::Shared)?;
+    let images = store.images()?;
+    if ctx.global.json {
+        let rows: Vec<_> = images
+            .iter()
+            .map(|i| {
+                json!({
+                    "id": i.record.manifest.digest,
+                    "refs": i.refs,
+                    "format": i.record.format,
+                    "platform": i.record.platform,
+                    "size": i.record.size(),
+                    "layers": i.record.layers.len(),
+                    "created": i.created_at,
+                })
+            })
+            .collect();
+        print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = format!(
+        "{:<14} {:<7} {:<14} {:>10}  {:<16} {}\n",
+        "IMAGE ID", "FORMAT", "PLATFORM", "SIZE", "CREATED", "REF"
+    );
+    for i in &images {
+        let platform = i.record.platform.as_ref().map_or("-".to_string(), |p| {
+            let mut s = format!("{}/{}", p.os, p.architecture);
+            if let Some(v) = &p.variant {
+                s.push('/');
+                s.push_str(v);
+            }
+            s
+        });
+        let refs = if i.refs.is_empty() {
+            vec!["<none>".to_string()]
+        } else {
+            i.refs.clone()
+        };
+        for (n, r) in refs.iter().enumerate() {
+            if n == 0 {
+                text.push_str(&format!(
+                    "{:<14} {:<7} {:<14} {:>10}  {:<16} {r}\n",
+                    i.record.manifest.digest.short(),
+                    i.record.format.name(),
+                    platform,
+                    human_size(i.record.size()),
+                    age(i.created_at),
+                ));
+            } else {
+                text.push_str(&format!(
+                    "{:<14} {:<7} {:<14} {:>10}  {:<16} {r}\n",
+                    "", "", "", "", ""
+                ));
+            }
+        }
+    }
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store(LockMode::Exclusive)?;
+    let mut removed = Vec::new();
+    for input in inputs {
+        let canonical = ctx.point(input).ok().map(|p| p.to_string());
+        let image = store.remove(input, canonical.as_deref())?;
+        removed.push(image.record.manifest.digest.to_string());
+    }
+    let gc = if keep_blobs { None } else { Some(store.gc()?) };
+    if ctx.global.json {
+        print_json(&json!({ "removed": removed, "gc": gc }))?;
+    } else {
+        let mut text = String::new();
+        for d in &removed {
+            text.push_str(&format!("removed {d}\n"));
+        }
+        if let Some(gc) = gc {
+            text.push_str(&format!(
+                "freed {} in {} blobs\n",
+                human_size(gc.bytes_freed),
+                gc.blobs_removed
+            ));
+        }
+        print(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,164 @@
+//! Command-line front end: each command parses flags, builds options, calls one library
+//! function and prints the result (text, or JSON with `--json`).
+
+mod fetch;
+mod fsck;
+mod gc;
+mod image;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use berth::cimd::{self, DistributionPoint};
+use berth::sandbox::Sandbox;
+use berth::store::{LockMode, Store};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  an I/O or system error
+  2  usage: bad flags, a malformed distribution point, an ambiguous image name
+  3  not found: the image, ref, layout or blob does not exist
+  4  denied by a grant, trust or policy
+  5  invalid or unsupported image content (bad JSON, unknown media type)
+  6  corrupt content: a digest or size mismatch (fsck: problems found)
+  7  a handler component crashed or exceeded its time or memory limit
+  8  unavailable: something needed could not be reached
+
+Environment:
+  BERTH_ROOT   store directory (default /var/lib/berth as root, else ~/.local/share/berth)
+  BERTH_LOG    log filter, e.g. debug or berth=trace (overrides -v)";
+
+/// Fetch, store, render and run container images, with a sandbox around every parser.
+///
+/// Images are named by distribution points: canonical `cimd:<type>:v=0:<data>` URIs or
+/// friendly forms such as `oci-layout:./dir:tag`, `oci-archive:img.tar` and
+/// `docker://busybox`. berth prints the canonical point it used.
+#[derive(Parser)]
+#[command(name = "berth", version, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct GlobalOpts {
+    /// Store directory.
+    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout (and JSON progress events on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No progress bars or informational messages.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch an image into the store and print its canonical distribution point.
+    Fetch(fetch::FetchArgs),
+    /// List, inspect and remove stored images.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Remove blobs no stored image needs, and leftovers of interrupted fetches.
+    Gc(gc::GcArgs),
+    /// Re-hash every blob; move corrupt ones to quarantine and report missing ones.
+    Fsck(fsck::FsckArgs),
+}
+
+/// What every command needs: the global options, and ways to open the store.
+pub struct Ctx {
+    global: GlobalOpts,
+}
+
+impl Ctx {
+    fn root(&self) -> PathBuf {
+        if let Some(root) = &self.global.root {
+            return root.clone();
+        }
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/var/lib/berth");
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        data.join("berth")
+    }
+
+    fn open_store(&self, mode: LockMode) -> anyhow::Result<Arc<Store>> {
+        let root = self.root();
+        let quiet = self.global.quiet;
+        let store = Store::open(&root, mode, &mut || {
+            if !quiet {
+                eprintln!(
+                    "berth: waiting for another berth process to release the store at {}",
+                    root.display()
+                );
+            }
+        })
+        .with_context(|| format!("opening the store at {}", root.display()))?;
+        Ok(Arc::new(store))
+    }
+
+    fn sandbox(&self) -> anyhow::Result<Sandbox> {
+        let cache = self.root().join("cache").join("components");
+        Ok(Sandbox::new(Some(cache))?)
+    }
+
+    /// Parse a user's image argument as a distribution point, friendly or canonical.
+    fn point(&self, input: &str) -> anyhow::Result<DistributionPoint> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        Ok(cimd::parse_friendly(input, &cwd)?)
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging(cli.global.verbose);
+    let ctx = Ctx { global: cli.global };
+    let result = match cli.command {
+        Command::Fetch(args) => fetch::run(&ctx, args),
+        Command::Image(cmd) => image::run(&ctx, cmd),
+        Command::Gc(args) => gc::run(&ctx, args),
+        Command::Fsck(args) => fsck::run(&ctx, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => output::report_error(&e),
+    }
+}
