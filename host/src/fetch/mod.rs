@@ -13,16 +13,17 @@ mod error;
 pub mod handlers;
 mod record;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use error::FetchError;
 
 use crate::cimd::{DistributionPoint, PointKind};
 use crate::sandbox::{
-    CacheOutcome, Grant, IngestStats, Limits, ResolveOptions, RunContext, Sandbox, WitPlatform,
+    CacheOutcome, Grant, IngestStats, Limits, LoadedHandler, ResolveOptions, RunContext, Sandbox,
+    WitPlatform,
 };
-use crate::store::{HandlerIdentity, ImageRecord, IngestObserver, Platform, Store};
+use crate::store::{Digest, HandlerIdentity, ImageRecord, IngestObserver, Platform, Store};
 use crate::transport::LocalKind;
 
 #[derive(Debug, Clone)]
@@ -106,7 +107,7 @@ fn grant_for(point: &DistributionPoint, limits: &Limits) -> Result<Grant, FetchE
     Ok(grant)
 }
 
-/// Fetch `point` into `store`.
+/// Fetch `point` into `store` with the built-in handler for its type.
 pub fn fetch(
     store: &Arc<Store>,
     sandbox: &Sandbox,
@@ -114,12 +115,50 @@ pub fn fetch(
     options: &FetchOptions,
     observer: Arc<dyn IngestObserver>,
 ) -> Result<Fetched, FetchError> {
-    let started = Instant::now();
     let bytes = handlers::builtin(point.kind()).ok_or_else(|| FetchError::NoHandler {
         kind: point.kind().name().to_string(),
         available: handlers::builtin_types().join(", "),
     })?;
     let handler = sandbox.load(point.kind().name(), bytes)?;
+    fetch_with_handler(store, sandbox, &handler, point, options, observer)
+}
+
+/// Fetch `point` with a given handler. On failure, blobs this fetch wrote that no image
+/// needs are removed again when no other process is using the store.
+pub fn fetch_with_handler(
+    store: &Arc<Store>,
+    sandbox: &Sandbox,
+    handler: &LoadedHandler,
+    point: &DistributionPoint,
+    options: &FetchOptions,
+    observer: Arc<dyn IngestObserver>,
+) -> Result<Fetched, FetchError> {
+    let journal = Arc::new(Journal {
+        inner: observer,
+        written: Mutex::new(Vec::new()),
+    });
+    let result = run_handler(store, sandbox, handler, point, options, journal.clone());
+    if result.is_err() {
+        let written =
+            std::mem::take(&mut *journal.written.lock().unwrap_or_else(|p| p.into_inner()));
+        match store.discard_unreferenced(&written) {
+            Ok(n) if n > 0 => tracing::info!("removed {n} blobs the failed fetch had written"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not remove the blobs of the failed fetch: {e}"),
+        }
+    }
+    result
+}
+
+fn run_handler(
+    store: &Arc<Store>,
+    sandbox: &Sandbox,
+    handler: &LoadedHandler,
+    point: &DistributionPoint,
+    options: &FetchOptions,
+    observer: Arc<dyn IngestObserver>,
+) -> Result<Fetched, FetchError> {
+    let started = Instant::now();
     let grant = grant_for(point, &options.limits)?;
     let resolve_options = ResolveOptions {
         platform: WitPlatform {
@@ -132,7 +171,7 @@ pub fn fetch(
         store: store.clone(),
         observer,
     };
-    let outcome = sandbox.resolve(&handler, &grant, ctx, &point.to_string(), &resolve_options)?;
+    let outcome = sandbox.resolve(handler, &grant, ctx, &point.to_string(), &resolve_options)?;
     let wit_record = outcome.result.map_err(|error| FetchError::Handler {
         point: point.to_string(),
         error,
@@ -149,6 +188,30 @@ pub fn fetch(
         handler_cache: handler.cache,
         elapsed: started.elapsed(),
     })
+}
+
+/// Remembers which blobs a fetch wrote, passing every event on.
+struct Journal {
+    inner: Arc<dyn IngestObserver>,
+    written: Mutex<Vec<Digest>>,
+}
+
+impl IngestObserver for Journal {
+    fn started(&self, digest: &Digest, size: u64, media_type: &str) {
+        self.inner.started(digest, size, media_type);
+    }
+    fn advanced(&self, digest: &Digest, bytes: u64) {
+        self.inner.advanced(digest, bytes);
+    }
+    fn finished(&self, digest: &Digest, reused: bool) {
+        if !reused {
+            self.written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(digest.clone());
+        }
+        self.inner.finished(digest, reused);
+    }
 }
 
 #[cfg(test)]

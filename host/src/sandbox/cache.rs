@@ -64,12 +64,14 @@ impl ComponentCache {
             return Ok((compile()?, CacheOutcome::Compiled));
         };
         let path = dir.join(format!("{digest_hex}-{}.cwasm", self.fingerprint));
-        if path.is_file() {
-            // SAFETY: the file was written by `Component::serialize` of this same engine
+        // Read into memory rather than mmap the file: a cache entry truncated under a
+        // running berth must not turn into SIGBUS.
+        if let Ok(bytes) = fs::read(&path) {
+            // SAFETY: the bytes were written by `Component::serialize` of this same engine
             // configuration (the name carries its fingerprint) into the store root, which
             // only the store's owner can write; whoever can write there can already
-            // replace the berth binary's inputs. wasmtime checks the header and version.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            // replace berth's inputs. wasmtime checks the header, version and layout.
+            match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(c) => return Ok((c, CacheOutcome::Loaded)),
                 Err(e) => tracing::warn!(
                     "ignoring unusable compile cache entry {}: {e}",

@@ -18,7 +18,7 @@ pub enum LockMode {
 
 /// Held for as long as the `Store` lives; released by the kernel if the process dies.
 pub struct StoreLock {
-    _file: File,
+    file: File,
 }
 
 impl StoreLock {
@@ -49,7 +49,13 @@ impl StoreLock {
             on_wait();
             flock(&file, wait_op).map_err(|e| io("locking", &path)(e.into()))?;
         }
-        Ok(StoreLock { _file: file })
+        Ok(StoreLock { file })
+    }
+
+    /// Convert to exclusive without waiting; false if another process holds the lock.
+    /// The conversion is not atomic (flock(2)): after `false`, hold nothing for granted.
+    pub fn try_exclusive(&self) -> bool {
+        flock(&self.file, FlockOperation::NonBlockingLockExclusive).is_ok()
     }
 }
 

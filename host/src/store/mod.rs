@@ -47,7 +47,7 @@ pub struct Store {
     root: PathBuf,
     blobs: Blobs,
     db: std::sync::Mutex<Db>,
-    _lock: StoreLock,
+    lock: StoreLock,
 }
 
 impl Store {
@@ -66,7 +66,7 @@ impl Store {
             root: root.to_path_buf(),
             blobs,
             db: std::sync::Mutex::new(db),
-            _lock: lock,
+            lock,
         })
     }
 
@@ -168,6 +168,30 @@ impl Store {
             }
         }
         Err(StoreError::ImageNotFound(input.to_string()))
+    }
+
+    /// After a failed fetch: remove the blobs it wrote that no image needs, but only if
+    /// no other process is using the store (otherwise a concurrent fetch may be about to
+    /// commit an image that needs them; `gc` will remove them later). Returns how many
+    /// blobs were removed. The store must not be used for more work afterwards.
+    pub fn discard_unreferenced(&self, written: &[Digest]) -> Result<usize, StoreError> {
+        if written.is_empty() || !self.lock.try_exclusive() {
+            return Ok(0);
+        }
+        let mut reachable = std::collections::HashSet::new();
+        for image in self.images()? {
+            reachable.extend(image.record.blobs().map(|d| d.digest.clone()));
+        }
+        let mut removed = 0;
+        for d in written.iter().filter(|d| !reachable.contains(*d)) {
+            let path = self.blobs.path(d);
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("removing", path)(e)),
+            }
+        }
+        Ok(removed)
     }
 
     /// Remove a ref (when `input` names one) or a whole image (when it is a digest).

@@ -1,0 +1,9 @@
+//! Build the hostile handler component the sandbox tests load.
+
+fn main() {
+    let files = berth_wasm_build::build_components(&["berth-hostile-handler"]);
+    println!(
+        "cargo:rustc-env=BERTH_HOSTILE_HANDLER={}",
+        files[0].display()
+    );
+}
