@@ -47,10 +47,10 @@ pub fn select_platform<'a>(
     candidates: &'a [Descriptor],
     wanted: &Platform,
 ) -> Result<&'a Descriptor, SpecError> {
-    if let [only] = candidates {
-        if only.platform.is_none() {
-            return Ok(only);
-        }
+    if let [only] = candidates
+        && only.platform.is_none()
+    {
+        return Ok(only);
     }
     candidates
         .iter()

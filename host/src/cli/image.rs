@@ -143,15 +143,27 @@ fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode
     for input in inputs {
         let canonical = ctx.point(input).ok().map(|p| p.to_string());
         let image = store.remove(input, canonical.as_deref())?;
-        removed.push(image.record.manifest.digest.to_string());
+        let digest = image.record.manifest.digest.clone();
+        let remaining = store.image(&digest)?.map_or(0, |i| i.refs.len());
+        removed.push(json!({ "input": input, "image": digest, "imageRemoved": remaining == 0 }));
     }
     let gc = if keep_blobs { None } else { Some(store.gc()?) };
     if ctx.global.json {
         print_json(&json!({ "removed": removed, "gc": gc }))?;
     } else {
         let mut text = String::new();
-        for d in &removed {
-            text.push_str(&format!("removed {d}\n"));
+        for r in &removed {
+            if r["imageRemoved"] == true {
+                text.push_str(&format!(
+                    "removed image {}\n",
+                    r["image"].as_str().unwrap_or_default()
+                ));
+            } else {
+                text.push_str(&format!(
+                    "removed ref {} (the image has other refs)\n",
+                    r["input"].as_str().unwrap_or_default()
+                ));
+            }
         }
         if let Some(gc) = gc {
             text.push_str(&format!(

@@ -47,11 +47,6 @@ fn kind_of(e: &anyhow::Error) -> ErrorKind {
         {
             return k;
         }
-        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return ErrorKind::Io;
-            }
-        }
     }
     ErrorKind::Io
 }

@@ -21,12 +21,15 @@ fn config(pooling: bool) -> Config {
     config.epoch_interruption(true);
     config.memory_reservation(MAX_MEMORY as u64);
     if pooling {
-        // Handlers are few and small: a modest pool makes instantiation a few µs.
+        // Handlers are few and small: a modest pool makes instantiation a few µs, and
+        // creating the pool costs one guard-page mprotect per slot, so keep it small
+        // (the default 1000 async stacks alone cost ~10 ms at start-up; runs are sync).
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(64)
-            .total_core_instances(512)
-            .total_memories(128)
-            .total_tables(256)
+        pool.total_component_instances(32)
+            .total_core_instances(256)
+            .total_memories(64)
+            .total_tables(128)
+            .total_stacks(1)
             .max_memories_per_component(8)
             .max_tables_per_component(16)
             .max_core_instances_per_component(32)
@@ -62,7 +65,8 @@ impl EpochTicker {
             .name("berth-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
+                    // Parked rather than slept, so `drop` can wake it and exit at once.
+                    std::thread::park_timeout(TICK);
                     engine.increment_epoch();
                 }
             })
@@ -78,6 +82,7 @@ impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }

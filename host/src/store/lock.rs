@@ -57,6 +57,11 @@ impl StoreLock {
     pub fn try_exclusive(&self) -> bool {
         flock(&self.file, FlockOperation::NonBlockingLockExclusive).is_ok()
     }
+
+    /// Go back to shared after [`StoreLock::try_exclusive`].
+    pub fn downgrade(&self) {
+        let _ = flock(&self.file, FlockOperation::LockShared);
+    }
 }
 
 #[cfg(test)]

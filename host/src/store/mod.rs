@@ -133,10 +133,10 @@ impl Store {
         input: &str,
         canonical: Option<&str>,
     ) -> Result<StoredImage, StoreError> {
-        if let Some(point) = canonical {
-            if let Some(found) = self.resolve_ref(point)? {
-                return Ok(found);
-            }
+        if let Some(point) = canonical
+            && let Some(found) = self.resolve_ref(point)?
+        {
+            return Ok(found);
         }
         if let Some(found) = self.resolve_ref(input)? {
             return Ok(found);
@@ -173,11 +173,17 @@ impl Store {
     /// After a failed fetch: remove the blobs it wrote that no image needs, but only if
     /// no other process is using the store (otherwise a concurrent fetch may be about to
     /// commit an image that needs them; `gc` will remove them later). Returns how many
-    /// blobs were removed. The store must not be used for more work afterwards.
+    /// blobs were removed.
     pub fn discard_unreferenced(&self, written: &[Digest]) -> Result<usize, StoreError> {
         if written.is_empty() || !self.lock.try_exclusive() {
             return Ok(0);
         }
+        let removed = self.remove_unreachable(written);
+        self.lock.downgrade();
+        removed
+    }
+
+    fn remove_unreachable(&self, written: &[Digest]) -> Result<usize, StoreError> {
         let mut reachable = std::collections::HashSet::new();
         for image in self.images()? {
             reachable.extend(image.record.blobs().map(|d| d.digest.clone()));

@@ -1,0 +1,63 @@
+# berth: every developer and CI entry point. `just` lists the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what builds and tests need (idempotent): Debian packages and the wasm target.
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    need=()
+    command -v skopeo >/dev/null || need+=(skopeo)
+    command -v umoci >/dev/null || need+=(umoci)
+    [ -x /bin/busybox ] || need+=(busybox-static)
+    command -v python3 >/dev/null || need+=(python3)
+    if [ ${#need[@]} -gt 0 ]; then
+        echo "installing ${need[*]}"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+    rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+# Build the release binary target/release/berth, with its handler components embedded.
+build: setup
+    cargo build --release -p berth
+
+# Check formatting and lints, for the host and for the wasm32-wasip2 handlers.
+lint: setup
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --target wasm32-wasip2 -p berth-handler-oci-layout -p berth-hostile-handler -p berth-image-spec -- -D warnings
+
+# Everything CI runs: lints, unit tests, and end-to-end tests against real tools' images.
+test: setup lint
+    cargo build -p berth
+    cargo test --workspace
+
+# The main job: build a busybox image with umoci, fetch it into a demo store, show it.
+demo: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    demo=target/demo; rm -rf "$demo"; mkdir -p "$demo"
+    export BERTH_ROOT="$PWD/$demo/store"
+    berth=target/release/berth
+    cp /bin/busybox "$demo/busybox"
+    (cd "$demo" && umoci init --layout layout >/dev/null && umoci new --image layout:busybox \
+        && umoci insert --image layout:busybox busybox /bin/busybox >/dev/null \
+        && umoci config --image layout:busybox --config.entrypoint /bin/busybox --config.cmd sh)
+    echo "== berth fetch oci-layout:$demo/layout:busybox"
+    $berth fetch "oci-layout:$demo/layout:busybox"
+    echo; echo "== berth image list"
+    $berth image list
+    echo; echo "== berth image inspect busybox (runtime config)"
+    $berth image inspect "oci-layout:$demo/layout:busybox" | python3 -c 'import json,sys; r=json.load(sys.stdin)["record"]; print(json.dumps({k: r[k] for k in ("canonical","format","platform","runtime")}, indent=2))'
+    echo; echo "== berth fsck"
+    $berth fsck
+
+# Benchmarks: berth vs skopeo on the same image, and the sandbox's start-up costs.
+bench: build
+    bench/run.sh
