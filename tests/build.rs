@@ -2,8 +2,5 @@
 
 fn main() {
     let files = berth_wasm_build::build_components(&["berth-hostile-handler"]);
-    println!(
-        "cargo:rustc-env=BERTH_HOSTILE_HANDLER={}",
-        files[0].display()
-    );
+    println!("cargo:rustc-env=BERTH_HOSTILE_HANDLER={}", files[0].display());
 }

@@ -4,8 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Root, copy_layout, fixtures, layout_arg, manifest_of, read_blob, ref_digest, set_ref,
-    write_blob,
+    Root, copy_layout, fixtures, layout_arg, manifest_of, read_blob, ref_digest, set_ref, write_blob,
 };
 
 #[test]
@@ -20,12 +19,7 @@ fn concurrent_fetches_of_the_same_and_of_different_images_all_succeed() {
     ];
     let children: Vec<_> = points
         .iter()
-        .map(|p| {
-            root.cmd(&["fetch", "-q", p])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|p| root.cmd(&["fetch", "-q", p]).stdout(std::process::Stdio::null()).spawn().unwrap())
         .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success());
@@ -51,8 +45,7 @@ fn layout_with_big_layer(dir: &Path) -> (std::path::PathBuf, String) {
     let layer = write_blob(&layout, &data);
     let mut config: serde_json::Value = {
         let m = manifest_of(&layout, "single");
-        serde_json::from_slice(&read_blob(&layout, m["config"]["digest"].as_str().unwrap()))
-            .unwrap()
+        serde_json::from_slice(&read_blob(&layout, m["config"]["digest"].as_str().unwrap())).unwrap()
     };
     config["rootfs"]["diff_ids"] = serde_json::json!([layer]);
     let config_bytes = serde_json::to_vec(&config).unwrap();
@@ -77,11 +70,8 @@ fn a_fetch_killed_mid_ingest_leaves_no_partial_blob_and_the_next_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, layer) = layout_with_big_layer(dir.path());
     let root = Root::new();
-    let mut child = root
-        .cmd(&["fetch", "-q", &layout_arg(&layout, "single")])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        root.cmd(&["fetch", "-q", &layout_arg(&layout, "single")]).stdout(std::process::Stdio::null()).spawn().unwrap();
 
     // Wait until the big layer is being written, then kill the fetch.
     let tmp = root.path().join("tmp");
@@ -103,16 +93,10 @@ fn a_fetch_killed_mid_ingest_leaves_no_partial_blob_and_the_next_succeeds() {
         std::thread::sleep(Duration::from_millis(1));
     };
     child.wait().unwrap();
-    assert!(
-        killed_mid_ingest,
-        "the fetch finished before it could be killed mid-ingest"
-    );
+    assert!(killed_mid_ingest, "the fetch finished before it could be killed mid-ingest");
 
     let hex = layer.strip_prefix("sha256:").unwrap();
-    assert!(
-        !root.path().join("blobs/sha256").join(hex).exists(),
-        "a partial blob became visible"
-    );
+    assert!(!root.path().join("blobs/sha256").join(hex).exists(), "a partial blob became visible");
     assert_eq!(root.image_count(), 0);
     root.assert_fsck_clean();
 
@@ -129,21 +113,13 @@ fn gc_waits_for_a_fetch_holding_the_store() {
     let f = fixtures();
     let root = Root::new();
     root.ok(&["fetch", "-q", &layout_arg(&f.layout, "single")]);
-    let store = berth::store::Store::open(root.path(), berth::store::LockMode::Shared, &mut || {
-        panic!("nobody holds it")
-    })
-    .unwrap();
-    let mut gc = root
-        .cmd(&["gc"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let store =
+        berth::store::Store::open(root.path(), berth::store::LockMode::Shared, &mut || panic!("nobody holds it"))
+            .unwrap();
+    let mut gc =
+        root.cmd(&["gc"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        gc.try_wait().unwrap().is_none(),
-        "gc ran while a shared lock was held"
-    );
+    assert!(gc.try_wait().unwrap().is_none(), "gc ran while a shared lock was held");
     drop(store);
     let out = gc.wait_with_output().unwrap();
     assert!(out.status.success());

@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::support::{
-    Root, copy_layout, fixtures, layer_path, layout_arg, manifest_of, ref_digest, set_ref,
-    write_blob,
+    Root, copy_layout, fixtures, layer_path, layout_arg, manifest_of, ref_digest, set_ref, write_blob,
 };
 
 /// A private copy of the fixture layout, in its own directory.
@@ -22,23 +21,10 @@ fn assert_refused(layout: &Path, reference: &str, code: i32, needle: &str) {
     let root = Root::new();
     let (got, _, err) = root.run(&["fetch", &layout_arg(layout, reference)]);
     assert_eq!(got, code, "expected exit {code}: {err}");
-    assert!(
-        err.starts_with("berth: ") && err.contains(needle),
-        "expected {needle:?} in: {err}"
-    );
+    assert!(err.starts_with("berth: ") && err.contains(needle), "expected {needle:?} in: {err}");
     assert_eq!(root.image_count(), 0);
-    assert!(
-        root.blob_names().is_empty(),
-        "blobs left behind: {:?}",
-        root.blob_names()
-    );
-    assert!(
-        std::fs::read_dir(root.path().join("tmp"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "partial ingest left in tmp/"
-    );
+    assert!(root.blob_names().is_empty(), "blobs left behind: {:?}", root.blob_names());
+    assert!(std::fs::read_dir(root.path().join("tmp")).unwrap().next().is_none(), "partial ingest left in tmp/");
     root.assert_fsck_clean();
 }
 
@@ -58,12 +44,7 @@ fn a_truncated_blob_is_refused() {
     let (_d, layout) = damaged_copy();
     let path = layer_path(&layout, "single", 0);
     let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
     assert_refused(&layout, "single", 6, &format!("expected {len} bytes"));
 }
 
@@ -74,11 +55,7 @@ fn an_index_pointing_outside_the_layout_is_refused() {
     let text = std::fs::read_to_string(&index).unwrap();
     let digest = ref_digest(&layout, "single");
     let hex = digest.strip_prefix("sha256:").unwrap();
-    std::fs::write(
-        &index,
-        text.replace(&digest, &format!("sha256:../../../../{}", &hex[12..])),
-    )
-    .unwrap();
+    std::fs::write(&index, text.replace(&digest, &format!("sha256:../../../../{}", &hex[12..]))).unwrap();
     assert_refused(&layout, "single", 5, "invalid digest");
 }
 
@@ -100,11 +77,7 @@ fn a_blob_that_is_a_symlink_out_of_the_layout_is_refused() {
 #[test]
 fn an_index_that_is_not_json_is_refused() {
     let (_d, layout) = damaged_copy();
-    std::fs::write(
-        layout.join("index.json"),
-        b"{\"schemaVersion\": 2, \"manifests\": [",
-    )
-    .unwrap();
+    std::fs::write(layout.join("index.json"), b"{\"schemaVersion\": 2, \"manifests\": [").unwrap();
     assert_refused(&layout, "single", 5, "invalid index document");
 }
 
@@ -141,12 +114,8 @@ fn a_schema1_manifest_is_unsupported() {
     )
     .unwrap();
     let first_ref = {
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
-        v["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+        v["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().to_string()
     };
     assert_refused(&layout, &first_ref, 5, "Docker schema 1");
 }

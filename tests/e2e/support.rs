@@ -14,11 +14,7 @@ pub fn berth_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("berth");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build -p berth`; `just test` does)",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is missing: build it first (`cargo build -p berth`; `just test` does)", bin.display());
     bin
 }
 
@@ -29,9 +25,7 @@ pub struct Root {
 
 impl Root {
     pub fn new() -> Root {
-        Root {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Root { dir: tempfile::tempdir().unwrap() }
     }
 
     pub fn path(&self) -> &Path {
@@ -40,9 +34,7 @@ impl Root {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(berth_bin());
-        c.env("BERTH_ROOT", self.path())
-            .env_remove("BERTH_LOG")
-            .args(args);
+        c.env("BERTH_ROOT", self.path()).env_remove("BERTH_LOG").args(args);
         c
     }
 
@@ -76,10 +68,7 @@ impl Root {
             let dir = self.path().join("blobs").join(alg);
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 for e in rd {
-                    out.push((
-                        alg.to_string(),
-                        e.unwrap().file_name().to_string_lossy().into_owned(),
-                    ));
+                    out.push((alg.to_string(), e.unwrap().file_name().to_string_lossy().into_owned()));
                 }
             }
         }
@@ -108,11 +97,7 @@ pub fn run_tool(program: &str, args: &[&str], cwd: &Path) -> String {
         .current_dir(cwd)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program} ({e}): install it (`just setup` does)"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -153,59 +138,17 @@ fn build_fixtures() -> Fixtures {
     let umoci = |args: &[&str]| run_tool("umoci", args, &work);
     umoci(&["init", "--layout", "layout"]);
     umoci(&["new", "--image", "layout:single"]);
-    umoci(&[
-        "insert",
-        "--image",
-        "layout:single",
-        "busybox",
-        "/bin/busybox",
-    ]);
-    umoci(&[
-        "config",
-        "--image",
-        "layout:single",
-        "--config.cmd",
-        "/bin/busybox",
-        "--config.cmd",
-        "true",
-    ]);
+    umoci(&["insert", "--image", "layout:single", "busybox", "/bin/busybox"]);
+    umoci(&["config", "--image", "layout:single", "--config.cmd", "/bin/busybox", "--config.cmd", "true"]);
 
     umoci(&["new", "--image", "layout:multi"]);
-    umoci(&[
-        "insert",
-        "--image",
-        "layout:multi",
-        "busybox",
-        "/bin/busybox",
-    ]);
+    umoci(&["insert", "--image", "layout:multi", "busybox", "/bin/busybox"]);
     umoci(&["insert", "--image", "layout:multi", "motd", "/etc/motd"]);
-    umoci(&[
-        "insert",
-        "--image",
-        "layout:multi",
-        "hello.sh",
-        "/usr/bin/hello",
-    ]);
-    umoci(&[
-        "config",
-        "--image",
-        "layout:multi",
-        "--config.env",
-        "GREETING=hi",
-        "--config.workingdir",
-        "/tmp",
-    ]);
+    umoci(&["insert", "--image", "layout:multi", "hello.sh", "/usr/bin/hello"]);
+    umoci(&["config", "--image", "layout:multi", "--config.env", "GREETING=hi", "--config.workingdir", "/tmp"]);
 
     umoci(&["new", "--image", "layout:arm64"]);
-    umoci(&[
-        "config",
-        "--image",
-        "layout:arm64",
-        "--architecture",
-        "arm64",
-        "--os",
-        "linux",
-    ]);
+    umoci(&["config", "--image", "layout:arm64", "--architecture", "arm64", "--os", "linux"]);
     umoci(&["insert", "--image", "layout:arm64", "motd", "/etc/motd"]);
 
     umoci(&["init", "--layout", "two-refs"]);
@@ -215,16 +158,7 @@ fn build_fixtures() -> Fixtures {
     umoci(&["insert", "--image", "two-refs:b", "hello.sh", "/hello"]);
 
     add_multi_arch_index(&work.join("layout"));
-    run_tool(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            "oci:layout:single",
-            "oci-archive:single.tar:single",
-        ],
-        &work,
-    );
+    run_tool("skopeo", &["copy", "-q", "oci:layout:single", "oci-archive:single.tar:single"], &work);
 
     Fixtures {
         layout: work.join("layout"),
@@ -238,8 +172,7 @@ fn build_fixtures() -> Fixtures {
 /// listing `single` (linux/amd64) and `arm64` (linux/arm64), named `multi-arch`.
 fn add_multi_arch_index(layout: &Path) {
     let index_path = layout.join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
     let entry = |name: &str| -> serde_json::Value {
         index["manifests"]
             .as_array()
@@ -263,50 +196,31 @@ fn add_multi_arch_index(layout: &Path) {
     let bytes = serde_json::to_vec(&nested).unwrap();
     let hex = sha256_hex(&bytes);
     std::fs::write(layout.join("blobs/sha256").join(&hex), &bytes).unwrap();
-    index["manifests"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": format!("sha256:{hex}"),
-            "size": bytes.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "multi-arch"},
-        }));
+    index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": format!("sha256:{hex}"),
+        "size": bytes.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "multi-arch"},
+    }));
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
 /// Copy a layout so a test can damage it.
 pub fn copy_layout(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
+    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
     assert!(status.success());
 }
 
 /// `skopeo inspect --raw` of `oci:<layout>:<ref>`, parsed, with the sha256 of its bytes.
 pub fn skopeo_raw(layout: &Path, reference: &str) -> (String, serde_json::Value) {
-    let raw = run_tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            &format!("oci:{}:{reference}", layout.display()),
-        ],
-        Path::new("/"),
-    );
-    (
-        format!("sha256:{}", sha256_hex(raw.as_bytes())),
-        serde_json::from_str(&raw).unwrap(),
-    )
+    let raw =
+        run_tool("skopeo", &["inspect", "--raw", &format!("oci:{}:{reference}", layout.display())], Path::new("/"));
+    (format!("sha256:{}", sha256_hex(raw.as_bytes())), serde_json::from_str(&raw).unwrap())
 }
 
 /// The digest a ref names in a layout's index.json.
 pub fn ref_digest(layout: &Path, reference: &str) -> String {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     index["manifests"]
         .as_array()
         .unwrap()
@@ -333,8 +247,7 @@ pub fn write_blob(layout: &Path, bytes: &[u8]) -> String {
 /// Point `reference` in index.json at a new manifest.
 pub fn set_ref(layout: &Path, reference: &str, digest: &str, size: usize) {
     let path = layout.join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     for m in index["manifests"].as_array_mut().unwrap() {
         if m["annotations"]["org.opencontainers.image.ref.name"] == reference {
             m["digest"] = digest.into();
@@ -353,9 +266,7 @@ pub fn manifest_of(layout: &Path, reference: &str) -> serde_json::Value {
 pub fn layer_path(layout: &Path, reference: &str, n: usize) -> PathBuf {
     let m = manifest_of(layout, reference);
     let digest = m["layers"][n]["digest"].as_str().unwrap();
-    layout
-        .join("blobs/sha256")
-        .join(digest.strip_prefix("sha256:").unwrap())
+    layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap())
 }
 
 pub fn layout_arg(layout: &Path, reference: &str) -> String {

@@ -38,13 +38,8 @@ impl ParsedDigest<'_> {
 }
 
 pub fn parse_digest(digest: &str) -> Result<ParsedDigest<'_>, SpecError> {
-    let invalid = |reason| SpecError::InvalidDigest {
-        digest: digest.to_string(),
-        reason,
-    };
-    let (alg, hex) = digest
-        .split_once(':')
-        .ok_or_else(|| invalid("expected <algorithm>:<hex>"))?;
+    let invalid = |reason| SpecError::InvalidDigest { digest: digest.to_string(), reason };
+    let (alg, hex) = digest.split_once(':').ok_or_else(|| invalid("expected <algorithm>:<hex>"))?;
     let algorithm = match alg {
         "sha256" => Algorithm::Sha256,
         "sha512" => Algorithm::Sha512,

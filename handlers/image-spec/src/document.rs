@@ -94,50 +94,32 @@ pub struct RootFs {
 }
 
 fn invalid(what: &'static str, reason: impl Into<String>) -> SpecError {
-    SpecError::InvalidDocument {
-        what,
-        reason: reason.into(),
-    }
+    SpecError::InvalidDocument { what, reason: reason.into() }
 }
 
 fn check_descriptor(what: &'static str, d: &Descriptor) -> Result<(), SpecError> {
     parse_digest(&d.digest)?;
     if d.media_type.is_empty() {
-        return Err(invalid(
-            what,
-            format!("descriptor {} has no mediaType", d.digest),
-        ));
+        return Err(invalid(what, format!("descriptor {} has no mediaType", d.digest)));
     }
     Ok(())
 }
 
 /// The document's own `mediaType`, when present, "MUST" match the descriptor that
 /// pointed at it; a mismatch is how a swapped blob would show.
-fn check_declared_type(
-    what: &'static str,
-    declared: Option<&str>,
-    expected: DocumentKind,
-) -> Result<(), SpecError> {
+fn check_declared_type(what: &'static str, declared: Option<&str>, expected: DocumentKind) -> Result<(), SpecError> {
     match declared {
-        Some(t) if t != expected.media_type() => Err(invalid(
-            what,
-            format!(
-                "mediaType {t:?} does not match its descriptor's {:?}",
-                expected.media_type()
-            ),
-        )),
+        Some(t) if t != expected.media_type() => {
+            Err(invalid(what, format!("mediaType {t:?} does not match its descriptor's {:?}", expected.media_type())))
+        }
         _ => Ok(()),
     }
 }
 
 pub fn parse_index(bytes: &[u8], kind: Option<DocumentKind>) -> Result<Index, SpecError> {
-    let index: Index =
-        serde_json::from_slice(bytes).map_err(|e| invalid("index", e.to_string()))?;
+    let index: Index = serde_json::from_slice(bytes).map_err(|e| invalid("index", e.to_string()))?;
     if index.schema_version != 2 {
-        return Err(invalid(
-            "index",
-            format!("schemaVersion {} is not 2", index.schema_version),
-        ));
+        return Err(invalid("index", format!("schemaVersion {} is not 2", index.schema_version)));
     }
     if let Some(kind) = kind {
         check_declared_type("index", index.media_type.as_deref(), kind)?;
@@ -149,13 +131,9 @@ pub fn parse_index(bytes: &[u8], kind: Option<DocumentKind>) -> Result<Index, Sp
 }
 
 pub fn parse_manifest(bytes: &[u8], kind: DocumentKind) -> Result<Manifest, SpecError> {
-    let manifest: Manifest =
-        serde_json::from_slice(bytes).map_err(|e| invalid("manifest", e.to_string()))?;
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| invalid("manifest", e.to_string()))?;
     if manifest.schema_version != 2 {
-        return Err(invalid(
-            "manifest",
-            format!("schemaVersion {} is not 2", manifest.schema_version),
-        ));
+        return Err(invalid("manifest", format!("schemaVersion {} is not 2", manifest.schema_version)));
     }
     check_declared_type("manifest", manifest.media_type.as_deref(), kind)?;
     check_descriptor("manifest", &manifest.config)?;
@@ -166,40 +144,26 @@ pub fn parse_manifest(bytes: &[u8], kind: DocumentKind) -> Result<Manifest, Spec
         });
     }
     if manifest.config.size > crate::MAX_DOCUMENT_SIZE {
-        return Err(invalid(
-            "manifest",
-            format!("config of {} bytes", manifest.config.size),
-        ));
+        return Err(invalid("manifest", format!("config of {} bytes", manifest.config.size)));
     }
     for layer in &manifest.layers {
         check_descriptor("manifest", layer)?;
         if !media_type::is_layer_media_type(&layer.media_type) {
-            return Err(SpecError::UnsupportedMediaType {
-                what: "a layer",
-                media_type: layer.media_type.clone(),
-            });
+            return Err(SpecError::UnsupportedMediaType { what: "a layer", media_type: layer.media_type.clone() });
         }
     }
     Ok(manifest)
 }
 
 pub fn parse_config(bytes: &[u8], layer_count: usize) -> Result<ImageConfig, SpecError> {
-    let config: ImageConfig =
-        serde_json::from_slice(bytes).map_err(|e| invalid("image config", e.to_string()))?;
+    let config: ImageConfig = serde_json::from_slice(bytes).map_err(|e| invalid("image config", e.to_string()))?;
     if config.rootfs.kind != "layers" {
-        return Err(invalid(
-            "image config",
-            format!("rootfs.type {:?} is not \"layers\"", config.rootfs.kind),
-        ));
+        return Err(invalid("image config", format!("rootfs.type {:?} is not \"layers\"", config.rootfs.kind)));
     }
     if config.rootfs.diff_ids.len() != layer_count {
         return Err(invalid(
             "image config",
-            format!(
-                "{} rootfs.diff_ids for {} layers in the manifest",
-                config.rootfs.diff_ids.len(),
-                layer_count
-            ),
+            format!("{} rootfs.diff_ids for {} layers in the manifest", config.rootfs.diff_ids.len(), layer_count),
         ));
     }
     for diff_id in &config.rootfs.diff_ids {
@@ -223,10 +187,7 @@ mod tests {
 
     #[test]
     fn parses_an_oci_manifest() {
-        let json = manifest_json(
-            media_type::OCI_CONFIG,
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-        );
+        let json = manifest_json(media_type::OCI_CONFIG, "application/vnd.oci.image.layer.v1.tar+gzip");
         let m = parse_manifest(json.as_bytes(), DocumentKind::OciManifest).unwrap();
         assert_eq!(m.layers.len(), 1);
         assert_eq!(m.layers[0].size, 3);
@@ -241,10 +202,7 @@ mod tests {
 
     #[test]
     fn refuses_an_artifact_config() {
-        let json = manifest_json(
-            "application/vnd.example.sbom",
-            "application/vnd.oci.image.layer.v1.tar",
-        );
+        let json = manifest_json("application/vnd.example.sbom", "application/vnd.oci.image.layer.v1.tar");
         assert!(matches!(
             parse_manifest(json.as_bytes(), DocumentKind::OciManifest),
             Err(SpecError::UnsupportedMediaType { .. })
@@ -253,10 +211,7 @@ mod tests {
 
     #[test]
     fn refuses_a_manifest_whose_media_type_disagrees_with_its_descriptor() {
-        let json = manifest_json(
-            media_type::OCI_CONFIG,
-            "application/vnd.oci.image.layer.v1.tar",
-        );
+        let json = manifest_json(media_type::OCI_CONFIG, "application/vnd.oci.image.layer.v1.tar");
         assert!(parse_manifest(json.as_bytes(), DocumentKind::DockerManifest).is_err());
     }
 
@@ -270,9 +225,6 @@ mod tests {
     #[test]
     fn reports_invalid_json() {
         let err = parse_index(b"{not json", None).unwrap_err();
-        assert!(
-            err.to_string().starts_with("invalid index document"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("invalid index document"), "{err}");
     }
 }

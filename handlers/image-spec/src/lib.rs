@@ -19,8 +19,7 @@ mod platform;
 pub use digest::{Algorithm, ParsedDigest, parse_digest};
 pub use document::DescriptorPlatform;
 pub use document::{
-    Descriptor, ExecConfig, ImageConfig, Index, Manifest, RootFs, parse_config, parse_index,
-    parse_manifest,
+    Descriptor, ExecConfig, ImageConfig, Index, Manifest, RootFs, parse_config, parse_index, parse_manifest,
 };
 pub use error::SpecError;
 pub use media_type::{DocumentKind, classify, is_config_media_type, is_layer_media_type};

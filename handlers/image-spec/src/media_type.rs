@@ -36,10 +36,7 @@ impl DocumentKind {
     }
 
     pub fn is_docker(self) -> bool {
-        matches!(
-            self,
-            DocumentKind::DockerList | DocumentKind::DockerManifest
-        )
+        matches!(self, DocumentKind::DockerList | DocumentKind::DockerManifest)
     }
 
     pub fn media_type(self) -> &'static str {

@@ -35,18 +35,13 @@ fn matches(wanted: &Platform, os: &str, architecture: &str, variant: Option<&str
     }
     match wanted.variant.as_deref() {
         None => true,
-        Some(v) => {
-            normalized_variant(architecture, Some(v)) == normalized_variant(architecture, variant)
-        }
+        Some(v) => normalized_variant(architecture, Some(v)) == normalized_variant(architecture, variant),
     }
 }
 
 /// Pick the manifest for `wanted` among `candidates`. A descriptor without a platform
 /// matches only when it is the single candidate (an image layout's plain ref).
-pub fn select_platform<'a>(
-    candidates: &'a [Descriptor],
-    wanted: &Platform,
-) -> Result<&'a Descriptor, SpecError> {
+pub fn select_platform<'a>(candidates: &'a [Descriptor], wanted: &Platform) -> Result<&'a Descriptor, SpecError> {
     if let [only] = candidates
         && only.platform.is_none()
     {
@@ -54,35 +49,20 @@ pub fn select_platform<'a>(
     }
     candidates
         .iter()
-        .find(|d| {
-            d.platform
-                .as_ref()
-                .is_some_and(|p| matches(wanted, &p.os, &p.architecture, p.variant.as_deref()))
-        })
-        .ok_or_else(|| SpecError::NoMatchingPlatform {
-            wanted: wanted.to_string(),
-            offered: offered(candidates),
-        })
+        .find(|d| d.platform.as_ref().is_some_and(|p| matches(wanted, &p.os, &p.architecture, p.variant.as_deref())))
+        .ok_or_else(|| SpecError::NoMatchingPlatform { wanted: wanted.to_string(), offered: offered(candidates) })
 }
 
 fn offered(candidates: &[Descriptor]) -> String {
     let list: Vec<String> = candidates
         .iter()
         .map(|d| match &d.platform {
-            Some(p) => Platform {
-                os: p.os.clone(),
-                architecture: p.architecture.clone(),
-                variant: p.variant.clone(),
-            }
-            .to_string(),
+            Some(p) => Platform { os: p.os.clone(), architecture: p.architecture.clone(), variant: p.variant.clone() }
+                .to_string(),
             None => format!("(no platform: {})", d.digest),
         })
         .collect();
-    if list.is_empty() {
-        "nothing".to_string()
-    } else {
-        list.join(", ")
-    }
+    if list.is_empty() { "nothing".to_string() } else { list.join(", ") }
 }
 
 #[cfg(test)]
@@ -105,24 +85,14 @@ mod tests {
     }
 
     fn want(arch: &str, variant: Option<&str>) -> Platform {
-        Platform {
-            os: "linux".into(),
-            architecture: arch.into(),
-            variant: variant.map(Into::into),
-        }
+        Platform { os: "linux".into(), architecture: arch.into(), variant: variant.map(Into::into) }
     }
 
     #[test]
     fn picks_the_matching_architecture() {
         let list = [desc("amd64", None), desc("arm64", Some("v8"))];
-        assert_eq!(
-            select_platform(&list, &want("arm64", None)).unwrap().digest,
-            "sha256:arm64"
-        );
-        assert_eq!(
-            select_platform(&list, &want("amd64", None)).unwrap().digest,
-            "sha256:amd64"
-        );
+        assert_eq!(select_platform(&list, &want("arm64", None)).unwrap().digest, "sha256:arm64");
+        assert_eq!(select_platform(&list, &want("amd64", None)).unwrap().digest, "sha256:amd64");
     }
 
     #[test]
@@ -130,23 +100,13 @@ mod tests {
         let list = [desc("arm64", None)];
         assert!(select_platform(&list, &want("arm64", Some("v8"))).is_ok());
         let list = [desc("arm", Some("v6")), desc("arm", Some("v7"))];
-        assert_eq!(
-            select_platform(&list, &want("arm", Some("v7")))
-                .unwrap()
-                .digest,
-            "sha256:arm"
-        );
+        assert_eq!(select_platform(&list, &want("arm", Some("v7"))).unwrap().digest, "sha256:arm");
     }
 
     #[test]
     fn no_match_lists_what_the_index_offers() {
         let list = [desc("amd64", None), desc("s390x", None)];
-        let err = select_platform(&list, &want("riscv64", None))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("linux/riscv64") && err.contains("linux/amd64, linux/s390x"),
-            "{err}"
-        );
+        let err = select_platform(&list, &want("riscv64", None)).unwrap_err().to_string();
+        assert!(err.contains("linux/riscv64") && err.contains("linux/amd64, linux/s390x"), "{err}");
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::berth::handler::types::Error;
+use berth_guest::Error;
 
 const BLOCK: u64 = 512;
 /// Archives of OCI layouts have a few dozen members; a bound stops a hostile one.
@@ -41,9 +41,7 @@ fn cstr(field: &[u8]) -> String {
 }
 
 fn normalize(name: &str) -> String {
-    name.trim_start_matches("./")
-        .trim_end_matches('/')
-        .to_string()
+    name.trim_start_matches("./").trim_end_matches('/').to_string()
 }
 
 fn pax_path(records: &[u8]) -> Option<String> {
@@ -71,49 +69,28 @@ pub fn index(
         if header.iter().all(|b| *b == 0) {
             break;
         }
-        let size = octal(&header[124..136])
-            .ok_or_else(|| bad(format!("unreadable size in the header at byte {offset}")))?;
+        let size =
+            octal(&header[124..136]).ok_or_else(|| bad(format!("unreadable size in the header at byte {offset}")))?;
         let data = offset + BLOCK;
-        let padded = size
-            .div_ceil(BLOCK)
-            .checked_mul(BLOCK)
-            .ok_or_else(|| bad("size overflows".into()))?;
-        let next = data
-            .checked_add(padded)
-            .ok_or_else(|| bad("size overflows".into()))?;
+        let padded = size.div_ceil(BLOCK).checked_mul(BLOCK).ok_or_else(|| bad("size overflows".into()))?;
+        let next = data.checked_add(padded).ok_or_else(|| bad("size overflows".into()))?;
         if data + size > total {
-            return Err(bad(format!(
-                "member at byte {offset} runs past the end of the archive"
-            )));
+            return Err(bad(format!("member at byte {offset} runs past the end of the archive")));
         }
         match header[156] {
             b'L' | b'x' => {
                 if size > 64 * 1024 {
-                    return Err(bad(format!(
-                        "extended header of {size} bytes at byte {offset}"
-                    )));
+                    return Err(bad(format!("extended header of {size} bytes at byte {offset}")));
                 }
                 let body = read(data, size as u32)?;
-                long_name = if header[156] == b'L' {
-                    Some(cstr(&body))
-                } else {
-                    pax_path(&body)
-                };
+                long_name = if header[156] == b'L' { Some(cstr(&body)) } else { pax_path(&body) };
             }
             b'g' => {}
             kind => {
                 let name = long_name.take().unwrap_or_else(|| {
                     let name = cstr(&header[0..100]);
-                    let prefix = if &header[257..262] == b"ustar" {
-                        cstr(&header[345..500])
-                    } else {
-                        String::new()
-                    };
-                    if prefix.is_empty() {
-                        name
-                    } else {
-                        format!("{prefix}/{name}")
-                    }
+                    let prefix = if &header[257..262] == b"ustar" { cstr(&header[345..500]) } else { String::new() };
+                    if prefix.is_empty() { name } else { format!("{prefix}/{name}") }
                 });
                 if kind == b'0' || kind == 0 {
                     members.insert(normalize(&name), Member { offset: data, size });
@@ -160,22 +137,12 @@ mod tests {
     fn indexes_plain_and_long_names() {
         let long = format!("blobs/sha256/{}", "a".repeat(64));
         let mut tar = member("./index.json", b"{}", b'0');
-        tar.extend(member(
-            "././@LongLink",
-            format!("{long}\0").as_bytes(),
-            b'L',
-        ));
+        tar.extend(member("././@LongLink", format!("{long}\0").as_bytes(), b'L'));
         tar.extend(member("truncated", b"hello", b'0'));
         tar.extend(member("blobs/", b"", b'5'));
         tar.extend(vec![0u8; 1024]);
         let idx = index(tar.len() as u64, read_from(&tar)).unwrap();
-        assert_eq!(
-            idx["index.json"],
-            Member {
-                offset: 512,
-                size: 2
-            }
-        );
+        assert_eq!(idx["index.json"], Member { offset: 512, size: 2 });
         assert_eq!(idx[&long].size, 5);
         assert!(!idx.contains_key("blobs"));
     }

@@ -10,13 +10,8 @@ mod layout;
 mod point;
 mod resolve;
 
-wit_bindgen::generate!({
-    world: "cimd-handler",
-    path: "../../wit",
-});
-
-use berth::handler::types::Error;
-use exports::berth::handler::resolver::{Guest, ImageRecord, ResolveOptions};
+use berth_guest::Error;
+use berth_guest::exports::berth::handler::resolver::{Guest, ImageRecord, ResolveOptions};
 
 struct Handler;
 
@@ -26,4 +21,4 @@ impl Guest for Handler {
     }
 }
 
-export!(Handler);
+berth_guest::export_handler!(Handler);

@@ -20,11 +20,5 @@ pub fn with_reference(point: &str, reference: &str) -> String {
 }
 
 /// Escape what would end or split a query value.
-const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'&')
-    .add(b'#')
-    .add(b'%')
-    .add(b'=')
-    .add(b'?')
-    .add(b'+');
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b' ').add(b'&').add(b'#').add(b'%').add(b'=').add(b'?').add(b'+');

@@ -9,16 +9,10 @@ pub enum CimdError {
         "{input:?} is not a distribution point: {reason} (forms: cimd:<type>:v=0:<data>, docker://NAME[:TAG], oci-layout:PATH[:REF], oci-archive:PATH[:REF], ./image.aci)"
     )]
     Malformed { input: String, reason: String },
-    #[error(
-        "distribution point type {kind:?}: version {version:?} is not supported (berth speaks v=0)"
-    )]
+    #[error("distribution point type {kind:?}: version {version:?} is not supported (berth speaks v=0)")]
     UnsupportedVersion { kind: String, version: String },
     #[error("distribution point {kind}: invalid data {data:?}: {reason}")]
-    InvalidData {
-        kind: String,
-        data: String,
-        reason: String,
-    },
+    InvalidData { kind: String, data: String, reason: String },
     #[error("{path}: {reason}")]
     Path { path: String, reason: String },
 }

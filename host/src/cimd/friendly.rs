@@ -2,11 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::point::{clean_absolute, escape};
+use super::point::{clean_absolute, docker_reference, escape};
 use super::{CimdError, DistributionPoint, PointKind};
-
-/// Docker Hub's registry host, for names without one.
-const DOCKER_HUB: &str = "registry-1.docker.io";
 
 /// Map what a user typed onto a canonical distribution point. Relative paths are taken
 /// from `cwd`; local paths that exist are resolved through symlinks so that one layout
@@ -20,10 +17,7 @@ pub fn parse_friendly(input: &str, cwd: &Path) -> Result<DistributionPoint, Cimd
     if input.starts_with("cimd:") {
         return input.parse();
     }
-    if let Some(rest) = input
-        .strip_prefix("oci-layout:")
-        .or_else(|| input.strip_prefix("oci-archive:"))
-    {
+    if let Some(rest) = input.strip_prefix("oci-layout:").or_else(|| input.strip_prefix("oci-archive:")) {
         let (path, reference) = split_path_ref(rest);
         return DistributionPoint::oci_layout(&absolute(path, cwd)?, reference);
     }
@@ -36,15 +30,11 @@ pub fn parse_friendly(input: &str, cwd: &Path) -> Result<DistributionPoint, Cimd
     if (input.starts_with("https://") || input.starts_with("http://")) && input.ends_with(".aci") {
         return DistributionPoint::new(PointKind::AciArchive, &escape(input));
     }
-    let looks_like_path =
-        input.starts_with('/') || input.starts_with("./") || input.starts_with("../");
+    let looks_like_path = input.starts_with('/') || input.starts_with("./") || input.starts_with("../");
     let local = cwd.join(input);
     if input.ends_with(".aci") && (looks_like_path || local.is_file()) {
         let path = absolute(input, cwd)?;
-        return DistributionPoint::new(
-            PointKind::AciArchive,
-            &escape(&format!("file://{}", path.display())),
-        );
+        return DistributionPoint::new(PointKind::AciArchive, &escape(&format!("file://{}", path.display())));
     }
     if looks_like_path || local.join("oci-layout").is_file() {
         return DistributionPoint::oci_layout(&absolute(input, cwd)?, None);
@@ -62,49 +52,13 @@ fn split_path_ref(s: &str) -> (&str, Option<&str>) {
 
 fn absolute(path: &str, cwd: &Path) -> Result<PathBuf, CimdError> {
     if path.is_empty() {
-        return Err(CimdError::Path {
-            path: path.into(),
-            reason: "empty path".into(),
-        });
+        return Err(CimdError::Path { path: path.into(), reason: "empty path".into() });
     }
     let joined = cwd.join(path);
     if let Ok(real) = joined.canonicalize() {
         return Ok(real);
     }
-    clean_absolute(&joined.to_string_lossy()).map_err(|reason| CimdError::Path {
-        path: path.into(),
-        reason,
-    })
-}
-
-/// Docker's defaults: a first component without '.', ':' or "localhost" is a Docker Hub
-/// repository; a one-component Hub name lives under `library/`; no tag means `latest`.
-fn docker_reference(name: &str) -> String {
-    let (first, rest) = name.split_once('/').map_or(("", name), |(f, r)| (f, r));
-    let has_host =
-        !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
-    let (host, path) = if has_host {
-        (first.to_string(), rest.to_string())
-    } else {
-        (DOCKER_HUB.to_string(), name.to_string())
-    };
-    let host = if host == "docker.io" || host == "index.docker.io" {
-        DOCKER_HUB.to_string()
-    } else {
-        host
-    };
-    let path = if host == DOCKER_HUB && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path
-    };
-    let last = path.rsplit('/').next().unwrap_or("");
-    let tagged = path.contains('@') || last.contains(':');
-    if tagged {
-        format!("{host}/{path}")
-    } else {
-        format!("{host}/{path}:latest")
-    }
+    clean_absolute(&joined.to_string_lossy()).map_err(|reason| CimdError::Path { path: path.into(), reason })
 }
 
 #[cfg(test)]
@@ -112,60 +66,28 @@ mod tests {
     use super::*;
 
     fn canon(input: &str) -> String {
-        parse_friendly(input, Path::new("/work"))
-            .unwrap()
-            .to_string()
+        parse_friendly(input, Path::new("/work")).unwrap().to_string()
     }
 
     #[test]
     fn docker_names_get_docker_defaults() {
-        assert_eq!(
-            canon("docker://busybox"),
-            "cimd:docker:v=0:registry-1.docker.io/library/busybox:latest"
-        );
-        assert_eq!(
-            canon("busybox:1.36"),
-            "cimd:docker:v=0:registry-1.docker.io/library/busybox:1.36"
-        );
-        assert_eq!(
-            canon("docker://docker.io/me/app"),
-            "cimd:docker:v=0:registry-1.docker.io/me/app:latest"
-        );
-        assert_eq!(
-            canon("localhost:5000/app:v1"),
-            "cimd:docker:v=0:localhost:5000/app:v1"
-        );
-        assert_eq!(
-            canon("quay.io/org/app"),
-            "cimd:docker:v=0:quay.io/org/app:latest"
-        );
+        assert_eq!(canon("docker://busybox"), "cimd:docker:v=0:registry-1.docker.io/library/busybox:latest");
+        assert_eq!(canon("busybox:1.36"), "cimd:docker:v=0:registry-1.docker.io/library/busybox:1.36");
+        assert_eq!(canon("docker://docker.io/me/app"), "cimd:docker:v=0:registry-1.docker.io/me/app:latest");
+        assert_eq!(canon("localhost:5000/app:v1"), "cimd:docker:v=0:localhost:5000/app:v1");
+        assert_eq!(canon("quay.io/org/app"), "cimd:docker:v=0:quay.io/org/app:latest");
     }
 
     #[test]
     fn layout_forms_become_file_urls() {
-        assert_eq!(
-            canon("oci-layout:/srv/l:v2"),
-            "cimd:oci-layout:v=0:file%3A%2F%2F%2Fsrv%2Fl?ref=v2"
-        );
-        assert_eq!(
-            canon("oci-archive:rel/img.tar"),
-            "cimd:oci-layout:v=0:file%3A%2F%2F%2Fwork%2Frel%2Fimg.tar"
-        );
-        assert_eq!(
-            canon("./x/../l"),
-            "cimd:oci-layout:v=0:file%3A%2F%2F%2Fwork%2Fl"
-        );
+        assert_eq!(canon("oci-layout:/srv/l:v2"), "cimd:oci-layout:v=0:file%3A%2F%2F%2Fsrv%2Fl?ref=v2");
+        assert_eq!(canon("oci-archive:rel/img.tar"), "cimd:oci-layout:v=0:file%3A%2F%2F%2Fwork%2Frel%2Fimg.tar");
+        assert_eq!(canon("./x/../l"), "cimd:oci-layout:v=0:file%3A%2F%2F%2Fwork%2Fl");
     }
 
     #[test]
     fn aci_files_and_urls() {
-        assert_eq!(
-            canon("./app.aci"),
-            "cimd:aci-archive:v=0:file%3A%2F%2F%2Fwork%2Fapp.aci"
-        );
-        assert_eq!(
-            canon("https://example.com/app.aci"),
-            "cimd:aci-archive:v=0:https%3A%2F%2Fexample.com%2Fapp.aci"
-        );
+        assert_eq!(canon("./app.aci"), "cimd:aci-archive:v=0:file%3A%2F%2F%2Fwork%2Fapp.aci");
+        assert_eq!(canon("https://example.com/app.aci"), "cimd:aci-archive:v=0:https%3A%2F%2Fexample.com%2Fapp.aci");
     }
 }

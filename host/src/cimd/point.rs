@@ -9,21 +9,14 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use super::CimdError;
 
 /// Go's `url.QueryEscape` keeps these; rkt's points are escaped that way.
-const QUERY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const QUERY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 pub fn escape(s: &str) -> String {
     utf8_percent_encode(s, QUERY_ESCAPE).to_string()
 }
 
 fn unescape(s: &str) -> Result<String, String> {
-    percent_decode_str(s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| "escaped bytes are not UTF-8".to_string())
+    percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| "escaped bytes are not UTF-8".to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -58,13 +51,9 @@ impl PointKind {
             "aci-archive" => PointKind::AciArchive,
             other => {
                 let valid = other.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-                    && other
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                    && other.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
                 if !valid {
-                    return Err(format!(
-                        "type {other:?} must be lowercase letters, digits and '-'"
-                    ));
+                    return Err(format!("type {other:?} must be lowercase letters, digits and '-'"));
                 }
                 PointKind::Other(other.to_string())
             }
@@ -87,10 +76,7 @@ pub struct DistributionPoint {
 
 impl DistributionPoint {
     /// An image layout (directory or archive) at an absolute `path`, optionally a ref in it.
-    pub fn oci_layout(
-        path: &Path,
-        reference: Option<&str>,
-    ) -> Result<DistributionPoint, CimdError> {
+    pub fn oci_layout(path: &Path, reference: Option<&str>) -> Result<DistributionPoint, CimdError> {
         let url = format!("file://{}", path.display());
         let mut data = escape(&url);
         if let Some(r) = reference {
@@ -102,24 +88,20 @@ impl DistributionPoint {
 
     /// Validate `data` for `kind` and bring it into canonical form.
     pub fn new(kind: PointKind, data: &str) -> Result<DistributionPoint, CimdError> {
-        let invalid = |reason: String| CimdError::InvalidData {
-            kind: kind.name().to_string(),
-            data: data.to_string(),
-            reason,
-        };
+        let invalid =
+            |reason: String| CimdError::InvalidData { kind: kind.name().to_string(), data: data.to_string(), reason };
         if data.is_empty() {
             return Err(invalid("it is empty".into()));
         }
         if data.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid(
-                "it contains whitespace or control characters".into(),
-            ));
+            return Err(invalid("it contains whitespace or control characters".into()));
         }
         let data = match &kind {
             PointKind::OciLayout => canonical_layout(data).map_err(invalid)?,
             PointKind::AciArchive => canonical_archive_url(data).map_err(invalid)?,
             PointKind::Appc => canonical_appc(data).map_err(invalid)?,
-            PointKind::Docker | PointKind::Oci => canonical_registry_ref(data).map_err(invalid)?,
+            PointKind::Docker => canonical_registry_ref(&docker_reference(data)).map_err(invalid)?,
+            PointKind::Oci => canonical_registry_ref(data).map_err(invalid)?,
             PointKind::Other(_) => data.to_string(),
         };
         Ok(DistributionPoint { kind, data })
@@ -154,10 +136,7 @@ impl DistributionPoint {
     /// The `ref` of an `oci-layout` point.
     pub fn reference(&self) -> Option<String> {
         let query = self.split_query().1?;
-        query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("ref="))
-            .and_then(|v| unescape(v).ok())
+        query.split('&').find_map(|kv| kv.strip_prefix("ref=")).and_then(|v| unescape(v).ok())
     }
 
     /// Whether `other` names the same source as `self` and differs at most by adding
@@ -186,30 +165,16 @@ impl FromStr for DistributionPoint {
     type Err = CimdError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let malformed = |reason: &str| CimdError::Malformed {
-            input: input.to_string(),
-            reason: reason.to_string(),
-        };
-        let rest = input
-            .strip_prefix("cimd:")
-            .ok_or_else(|| malformed("it does not start with \"cimd:\""))?;
-        let (kind, rest) = rest
-            .split_once(':')
-            .ok_or_else(|| malformed("expected cimd:<type>:v=0:<data>"))?;
-        let (version, data) = rest
-            .split_once(':')
-            .ok_or_else(|| malformed("expected v=0 after the type"))?;
-        let kind = PointKind::from_name(kind).map_err(|reason| CimdError::Malformed {
-            input: input.to_string(),
-            reason,
-        })?;
+        let malformed = |reason: &str| CimdError::Malformed { input: input.to_string(), reason: reason.to_string() };
+        let rest = input.strip_prefix("cimd:").ok_or_else(|| malformed("it does not start with \"cimd:\""))?;
+        let (kind, rest) = rest.split_once(':').ok_or_else(|| malformed("expected cimd:<type>:v=0:<data>"))?;
+        let (version, data) = rest.split_once(':').ok_or_else(|| malformed("expected v=0 after the type"))?;
+        let kind =
+            PointKind::from_name(kind).map_err(|reason| CimdError::Malformed { input: input.to_string(), reason })?;
         match version.strip_prefix("v=") {
             Some("0") => {}
             Some(_) => {
-                return Err(CimdError::UnsupportedVersion {
-                    kind: kind.name().into(),
-                    version: version.into(),
-                });
+                return Err(CimdError::UnsupportedVersion { kind: kind.name().into(), version: version.into() });
             }
             None => return Err(malformed("the part after the type must be a version, v=0")),
         }
@@ -237,9 +202,7 @@ pub(crate) fn clean_absolute(path: &str) -> Result<PathBuf, String> {
 }
 
 fn canonical_layout(data: &str) -> Result<String, String> {
-    let (base, query) = data
-        .split_once('?')
-        .map_or((data, None), |(b, q)| (b, Some(q)));
+    let (base, query) = data.split_once('?').map_or((data, None), |(b, q)| (b, Some(q)));
     let url = unescape(base)?;
     let path = url
         .strip_prefix("file://")
@@ -253,9 +216,7 @@ fn canonical_layout(data: &str) -> Result<String, String> {
                 Some(("ref", v)) if reference.is_none() => reference = Some(unescape(v)?),
                 Some(("ref", _)) => return Err("ref is given twice".into()),
                 _ => {
-                    return Err(format!(
-                        "unknown query parameter {kv:?} (only ref=<name> is known)"
-                    ));
+                    return Err(format!("unknown query parameter {kv:?} (only ref=<name> is known)"));
                 }
             }
         }
@@ -273,42 +234,26 @@ fn canonical_layout(data: &str) -> Result<String, String> {
 fn canonical_archive_url(data: &str) -> Result<String, String> {
     let url = unescape(data)?;
     if let Some(path) = url.strip_prefix("file://") {
-        return Ok(escape(&format!(
-            "file://{}",
-            clean_absolute(path)?.display()
-        )));
+        return Ok(escape(&format!("file://{}", clean_absolute(path)?.display())));
     }
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(escape(&url));
     }
-    Err(format!(
-        "the location must be an escaped file://, https:// or http:// URL, not {url:?}"
-    ))
+    Err(format!("the location must be an escaped file://, https:// or http:// URL, not {url:?}"))
 }
 
 /// appc: `name?label=value&…`, labels sorted by name so equal points compare equal.
 fn canonical_appc(data: &str) -> Result<String, String> {
-    let (name, query) = data
-        .split_once('?')
-        .map_or((data, None), |(n, q)| (n, Some(q)));
-    let name_ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._~/".contains(&b));
+    let (name, query) = data.split_once('?').map_or((data, None), |(n, q)| (n, Some(q)));
+    let name_ok =
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._~/".contains(&b));
     if !name_ok {
-        return Err(format!(
-            "app name {name:?} must be lowercase letters, digits and -._~/"
-        ));
+        return Err(format!("app name {name:?} must be lowercase letters, digits and -._~/"));
     }
     let mut labels = Vec::new();
     for kv in query.into_iter().flat_map(|q| q.split('&')) {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| format!("label {kv:?} is not name=value"))?;
-        if labels
-            .iter()
-            .any(|(existing, _): &(String, String)| existing == k)
-        {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("label {kv:?} is not name=value"))?;
+        if labels.iter().any(|(existing, _): &(String, String)| existing == k) {
             return Err(format!("label {k:?} is given twice"));
         }
         labels.push((k.to_string(), v.to_string()));
@@ -322,50 +267,52 @@ fn canonical_appc(data: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Docker Hub's registry host, for names without one.
+const DOCKER_HUB: &str = "registry-1.docker.io";
+
+/// Docker's defaults: a first component without '.', ':' or "localhost" is a Docker Hub
+/// repository; a one-component Hub name lives under `library/`; no tag means `latest`.
+pub(crate) fn docker_reference(name: &str) -> String {
+    let (first, rest) = name.split_once('/').unwrap_or(("", name));
+    let has_host = !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
+    let (host, path) =
+        if has_host { (first.to_string(), rest.to_string()) } else { (DOCKER_HUB.to_string(), name.to_string()) };
+    let host = if host == "docker.io" || host == "index.docker.io" { DOCKER_HUB.to_string() } else { host };
+    let path = if host == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
+    let last = path.rsplit('/').next().unwrap_or("");
+    let tagged = path.contains('@') || last.contains(':');
+    if tagged { format!("{host}/{path}") } else { format!("{host}/{path}:latest") }
+}
+
 /// `host[:port]/path[:tag][@digest]`, as the distribution spec names repositories.
 fn canonical_registry_ref(data: &str) -> Result<String, String> {
-    let (name, digest) = data
-        .split_once('@')
-        .map_or((data, None), |(n, d)| (n, Some(d)));
+    let (name, digest) = data.split_once('@').map_or((data, None), |(n, d)| (n, Some(d)));
     if let Some(d) = digest {
-        d.parse::<crate::store::Digest>()
-            .map_err(|e| e.to_string())?;
+        d.parse::<crate::store::Digest>().map_err(|e| e.to_string())?;
     }
-    let (host, path) = name
-        .split_once('/')
-        .ok_or_else(|| format!("{name:?} has no registry host (host/repository)"))?;
+    let (host, path) =
+        name.split_once('/').ok_or_else(|| format!("{name:?} has no registry host (host/repository)"))?;
     let (repo, tag) = match path.rsplit_once(':') {
         Some((r, t)) => (r, Some(t)),
         None => (path, None),
     };
-    if host.is_empty()
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-    {
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) {
         return Err(format!("registry host {host:?} is not a host[:port]"));
     }
     let repo_ok = !repo.is_empty()
         && repo.split('/').all(|c| {
-            !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         });
     if !repo_ok {
-        return Err(format!(
-            "repository {repo:?} must be lowercase path components of [a-z0-9._-]"
-        ));
+        return Err(format!("repository {repo:?} must be lowercase path components of [a-z0-9._-]"));
     }
     if let Some(t) = tag {
         let tag_ok = !t.is_empty()
             && t.len() <= 128
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
             && !t.starts_with(['.', '-']);
         if !tag_ok {
-            return Err(format!(
-                "tag {t:?} must be up to 128 of [A-Za-z0-9_.-], not starting with . or -"
-            ));
+            return Err(format!("tag {t:?} must be up to 128 of [A-Za-z0-9_.-], not starting with . or -"));
         }
     }
     Ok(data.to_string())
@@ -377,12 +324,8 @@ mod tests {
 
     #[test]
     fn layout_points_round_trip_with_escaping() {
-        let p =
-            DistributionPoint::oci_layout(Path::new("/srv/images/my app"), Some("v1.0")).unwrap();
-        assert_eq!(
-            p.to_string(),
-            "cimd:oci-layout:v=0:file%3A%2F%2F%2Fsrv%2Fimages%2Fmy%20app?ref=v1.0"
-        );
+        let p = DistributionPoint::oci_layout(Path::new("/srv/images/my app"), Some("v1.0")).unwrap();
+        assert_eq!(p.to_string(), "cimd:oci-layout:v=0:file%3A%2F%2F%2Fsrv%2Fimages%2Fmy%20app?ref=v1.0");
         let again: DistributionPoint = p.to_string().parse().unwrap();
         assert_eq!(again, p);
         assert_eq!(again.local_path().unwrap(), Path::new("/srv/images/my app"));
@@ -391,21 +334,14 @@ mod tests {
 
     #[test]
     fn layout_paths_are_cleaned() {
-        let p: DistributionPoint = "cimd:oci-layout:v=0:file%3A%2F%2F%2Fa%2F.%2Fb%2F..%2Fc"
-            .parse()
-            .unwrap();
+        let p: DistributionPoint = "cimd:oci-layout:v=0:file%3A%2F%2F%2Fa%2F.%2Fb%2F..%2Fc".parse().unwrap();
         assert_eq!(p.local_path().unwrap(), Path::new("/a/c"));
     }
 
     #[test]
     fn appc_labels_are_sorted() {
-        let p: DistributionPoint = "cimd:appc:v=0:coreos.com/etcd?version=v3&arch=amd64&os=linux"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            p.to_string(),
-            "cimd:appc:v=0:coreos.com/etcd?arch=amd64&os=linux&version=v3"
-        );
+        let p: DistributionPoint = "cimd:appc:v=0:coreos.com/etcd?version=v3&arch=amd64&os=linux".parse().unwrap();
+        assert_eq!(p.to_string(), "cimd:appc:v=0:coreos.com/etcd?arch=amd64&os=linux&version=v3");
     }
 
     #[test]
@@ -415,14 +351,11 @@ mod tests {
             ("cimd:docker", "expected cimd:<type>:v=0:<data>"),
             ("cimd:docker:v=1:x/y", "version \"v=1\""),
             ("cimd:Docker:v=0:x/y", "type \"Docker\""),
-            ("cimd:docker:v=0:busybox", "no registry host"),
+            ("cimd:oci:v=0:busybox", "no registry host"),
             ("cimd:docker:v=0:h.io/Busy", "repository \"Busy\""),
             ("cimd:docker:v=0:h.io/b@sha256:zz", "invalid digest"),
             ("cimd:oci-layout:v=0:relative", "file:// URL"),
-            (
-                "cimd:oci-layout:v=0:file%3A%2F%2F%2Fx?tag=1",
-                "unknown query parameter",
-            ),
+            ("cimd:oci-layout:v=0:file%3A%2F%2F%2Fx?tag=1", "unknown query parameter"),
             ("cimd:appc:v=0:Example.com/app", "app name"),
         ];
         for (input, expected) in cases {
@@ -438,8 +371,6 @@ mod tests {
         let elsewhere = DistributionPoint::oci_layout(Path::new("/other"), Some("latest")).unwrap();
         assert!(asked.refines(&with_ref));
         assert!(!asked.refines(&elsewhere));
-        assert!(
-            !with_ref.refines(&DistributionPoint::oci_layout(Path::new("/l"), Some("v2")).unwrap())
-        );
+        assert!(!with_ref.refines(&DistributionPoint::oci_layout(Path::new("/l"), Some("v2")).unwrap()));
     }
 }

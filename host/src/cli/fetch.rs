@@ -2,18 +2,21 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use serde_json::json;
 
-use berth::fetch::{self, FetchOptions};
+use berth::cimd::PointKind;
+use berth::fetch::{self, FetchOptions, PullPolicy};
 use berth::store::LockMode;
 
 use super::Ctx;
 use super::output::{human_size, print, print_json};
 use super::progress::Progress;
+use super::registry::RegistryArgs;
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
+  berth fetch docker://busybox
+  berth fetch --insecure-registry registry.lan:5000 oci://registry.lan:5000/app:v1
   berth fetch oci-layout:./busybox-layout:latest
   berth fetch oci-archive:./image.tar
   berth fetch 'cimd:oci-layout:v=0:file%3A%2F%2F%2Fsrv%2Flayout?ref=v1'")]
@@ -29,25 +32,45 @@ pub struct FetchArgs {
     /// Blobs ingested at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     max_concurrent_downloads: usize,
+    /// never: only the store; new: the store if fetched before, else the source;
+    /// update: always ask the source. Default: update for local layouts, new for registries.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pull_policy: Option<PullPolicyArg>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PullPolicyArg {
+    Never,
+    New,
+    Update,
 }
 
 pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode> {
     let point = ctx.point(&args.point)?;
     let mut options = FetchOptions::default();
     if let Some(p) = &args.platform {
-        options.platform = fetch::parse_platform(p).ok_or_else(|| {
-            anyhow::anyhow!("--platform {p:?} is not os/arch[/variant], e.g. linux/arm64/v8")
-        })?;
+        options.platform = fetch::parse_platform(p)
+            .ok_or_else(|| anyhow::anyhow!("--platform {p:?} is not os/arch[/variant], e.g. linux/arm64/v8"))?;
     }
     options.limits.time_budget = std::time::Duration::from_secs(args.handler_timeout);
     options.limits.max_concurrent_ingests = args.max_concurrent_downloads.max(1);
+    options.pull_policy = args.pull_policy.map(|p| match p {
+        PullPolicyArg::Never => PullPolicy::Never,
+        PullPolicyArg::New => PullPolicy::New,
+        PullPolicyArg::Update => PullPolicy::Update,
+    });
+    if matches!(point.kind(), PointKind::Docker | PointKind::Oci) {
+        options.http = Some(args.registry.client()?);
+    }
 
     let store = ctx.open_store(LockMode::Shared)?;
     let sandbox = ctx.sandbox()?;
     let progress = Arc::new(Progress::new(ctx.global.json, ctx.global.quiet));
     let result = fetch::fetch(&store, &sandbox, &point, &options, progress.clone());
     progress.finish();
-    let fetched = result.with_context(|| format!("fetching {point}"))?;
+    let fetched = result?;
     let r = &fetched.record;
 
     if ctx.global.json {
@@ -60,6 +83,7 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode>
             "blobsWritten": fetched.ingest.blobs_written,
             "bytesWritten": fetched.ingest.bytes_written,
             "blobsReused": fetched.ingest.blobs_reused,
+            "fromStore": fetched.from_store,
             "handler": { "scheme": r.handler.scheme, "digest": r.handler.digest },
             "elapsedMs": fetched.elapsed.as_millis() as u64,
         }))?;

@@ -21,11 +21,7 @@ pub fn run(ctx: &Ctx, _args: FsckArgs) -> anyhow::Result<std::process::ExitCode>
             report.blobs_checked,
             human_size(report.bytes_checked),
             report.images_checked,
-            if report.is_clean() {
-                "no problems".to_string()
-            } else {
-                format!("{} problems", report.problems.len())
-            }
+            if report.is_clean() { "no problems".to_string() } else { format!("{} problems", report.problems.len()) }
         );
         for p in &report.problems {
             text.push_str(&match p {
@@ -33,7 +29,9 @@ pub fn run(ctx: &Ctx, _args: FsckArgs) -> anyhow::Result<std::process::ExitCode>
                     format!("  corrupt blob {digest} (its bytes hash to {actual}); moved to {quarantined_as}\n")
                 }
                 Problem::StrayFile { path } => format!("  stray file {path} (not named by a digest)\n"),
-                Problem::Missing { image, digest } => format!("  image {image} needs blob {digest}, which is missing\n"),
+                Problem::Missing { image, digest } => {
+                    format!("  image {image} needs blob {digest}, which is missing\n")
+                }
                 Problem::WrongSize { image, digest, expected, actual } => {
                     format!("  image {image} expects blob {digest} of {expected} bytes; it has {actual}\n")
                 }

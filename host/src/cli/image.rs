@@ -65,10 +65,7 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             let store = ctx.open_store(LockMode::Shared)?;
             let found = ctx.find(&store, &image)?;
             let mut bytes = Vec::new();
-            store
-                .blobs()
-                .open_blob(&found.record.manifest.digest)?
-                .read_to_end(&mut bytes)?;
+            store.blobs().open_blob(&found.record.manifest.digest)?.read_to_end(&mut bytes)?;
             print(&String::from_utf8_lossy(&bytes))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -97,10 +94,8 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut text = format!(
-        "{:<14} {:<7} {:<14} {:>10}  {:<16} {}\n",
-        "IMAGE ID", "FORMAT", "PLATFORM", "SIZE", "CREATED", "REF"
-    );
+    let mut text =
+        format!("{:<14} {:<7} {:<14} {:>10}  {:<16} {}\n", "IMAGE ID", "FORMAT", "PLATFORM", "SIZE", "CREATED", "REF");
     for i in &images {
         let platform = i.record.platform.as_ref().map_or("-".to_string(), |p| {
             let mut s = format!("{}/{}", p.os, p.architecture);
@@ -110,11 +105,7 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             }
             s
         });
-        let refs = if i.refs.is_empty() {
-            vec!["<none>".to_string()]
-        } else {
-            i.refs.clone()
-        };
+        let refs = if i.refs.is_empty() { vec!["<none>".to_string()] } else { i.refs.clone() };
         for (n, r) in refs.iter().enumerate() {
             if n == 0 {
                 text.push_str(&format!(
@@ -126,10 +117,7 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     age(i.created_at),
                 ));
             } else {
-                text.push_str(&format!(
-                    "{:<14} {:<7} {:<14} {:>10}  {:<16} {r}\n",
-                    "", "", "", "", ""
-                ));
+                text.push_str(&format!("{:<14} {:<7} {:<14} {:>10}  {:<16} {r}\n", "", "", "", "", ""));
             }
         }
     }
@@ -154,10 +142,7 @@ fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode
         let mut text = String::new();
         for r in &removed {
             if r["imageRemoved"] == true {
-                text.push_str(&format!(
-                    "removed image {}\n",
-                    r["image"].as_str().unwrap_or_default()
-                ));
+                text.push_str(&format!("removed image {}\n", r["image"].as_str().unwrap_or_default()));
             } else {
                 text.push_str(&format!(
                     "removed ref {} (the image has other refs)\n",
@@ -166,11 +151,7 @@ fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode
             }
         }
         if let Some(gc) = gc {
-            text.push_str(&format!(
-                "freed {} in {} blobs\n",
-                human_size(gc.bytes_freed),
-                gc.blobs_removed
-            ));
+            text.push_str(&format!("freed {} in {} blobs\n", human_size(gc.bytes_freed), gc.blobs_removed));
         }
         print(&text)?;
     }

@@ -7,6 +7,7 @@ mod gc;
 mod image;
 mod output;
 mod progress;
+mod registry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,10 @@ enum Command {
     Gc(gc::GcArgs),
     /// Re-hash every blob; move corrupt ones to quarantine and report missing ones.
     Fsck(fsck::FsckArgs),
+    /// Check and save credentials for a registry (in auth.json, as podman and skopeo do).
+    Login(registry::LoginArgs),
+    /// Remove saved credentials for a registry.
+    Logout(registry::LogoutArgs),
 }
 
 /// What every command needs: the global options, and ways to open the store.
@@ -103,10 +108,7 @@ impl Ctx {
         let quiet = self.global.quiet;
         let store = Store::open(&root, mode, &mut || {
             if !quiet {
-                eprintln!(
-                    "berth: waiting for another berth process to release the store at {}",
-                    root.display()
-                );
+                eprintln!("berth: waiting for another berth process to release the store at {}", root.display());
             }
         })
         .with_context(|| format!("opening the store at {}", root.display()))?;
@@ -134,11 +136,7 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
 pub fn main() -> ExitCode {
@@ -156,6 +154,8 @@ pub fn main() -> ExitCode {
         Command::Image(cmd) => image::run(&ctx, cmd),
         Command::Gc(args) => gc::run(&ctx, args),
         Command::Fsck(args) => fsck::run(&ctx, args),
+        Command::Login(args) => registry::login(&ctx, args),
+        Command::Logout(args) => registry::logout(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -41,10 +41,7 @@ fn kind_of(e: &anyhow::Error) -> ErrorKind {
         if let Some(k) = cause.downcast_ref::<CimdError>().map(CimdError::kind) {
             return k;
         }
-        if let Some(k) = cause
-            .downcast_ref::<TransportError>()
-            .map(TransportError::kind)
-        {
+        if let Some(k) = cause.downcast_ref::<TransportError>().map(TransportError::kind) {
             return k;
         }
     }
@@ -52,10 +49,9 @@ fn kind_of(e: &anyhow::Error) -> ErrorKind {
 }
 
 pub fn report_error(e: &anyhow::Error) -> ExitCode {
-    let is_broken_pipe = e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    });
+    let is_broken_pipe = e
+        .chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe));
     if is_broken_pipe {
         return ExitCode::SUCCESS;
     }
@@ -72,18 +68,12 @@ pub fn human_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 /// `3 minutes ago`, for listing times.
 pub fn age(unix_seconds: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let secs = (now - unix_seconds).max(0);
     match secs {
         0..=59 => format!("{secs} seconds ago"),

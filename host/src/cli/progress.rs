@@ -10,11 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use berth::store::{Digest, IngestObserver};
 
 pub enum Progress {
-    Bars {
-        multi: MultiProgress,
-        total: ProgressBar,
-        bars: Mutex<HashMap<Digest, ProgressBar>>,
-    },
+    Bars { multi: MultiProgress, total: ProgressBar, bars: Mutex<HashMap<Digest, ProgressBar>> },
     Json,
     Silent,
 }
@@ -30,19 +26,13 @@ impl Progress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let total = multi.add(ProgressBar::new(0));
         total.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         total.set_prefix("total");
         total.enable_steady_tick(Duration::from_millis(100));
-        Progress::Bars {
-            multi,
-            total,
-            bars: Mutex::new(HashMap::new()),
-        }
+        Progress::Bars { multi, total, bars: Mutex::new(HashMap::new()) }
     }
 
     pub fn finish(&self) {
@@ -70,9 +60,7 @@ impl IngestObserver for Progress {
                 );
                 bar.set_prefix(digest.short().to_string());
                 total.inc_length(size);
-                bars.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(digest.clone(), bar);
+                bars.lock().unwrap_or_else(|p| p.into_inner()).insert(digest.clone(), bar);
             }
             Progress::Json => Self::event(serde_json::json!({
                 "event": "blob-started", "digest": digest.to_string(), "size": size, "mediaType": media_type,
@@ -93,11 +81,7 @@ impl IngestObserver for Progress {
     fn finished(&self, digest: &Digest, reused: bool) {
         match self {
             Progress::Bars { bars, .. } => {
-                if let Some(bar) = bars
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(digest)
-                {
+                if let Some(bar) = bars.lock().unwrap_or_else(|p| p.into_inner()).remove(digest) {
                     bar.finish_and_clear();
                 }
             }

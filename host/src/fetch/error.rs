@@ -14,6 +14,8 @@ pub enum FetchError {
     Handler { point: String, error: HandlerError },
     #[error("handler {handler} returned an unusable image record: {reason}")]
     BadRecord { handler: String, reason: String },
+    #[error("{point} is not in the store, and --pull-policy=never forbids fetching it")]
+    NeverPull { point: String },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
@@ -29,10 +31,7 @@ fn describe(e: &HandlerError) -> String {
         | HandlerError::InvalidInput(m)
         | HandlerError::Io(m) => m.clone(),
         HandlerError::DigestMismatch(m) => {
-            format!(
-                "{}: expected {}, got {}; nothing was stored",
-                m.subject, m.expected, m.actual
-            )
+            format!("{}: expected {}, got {}; nothing was stored", m.subject, m.expected, m.actual)
         }
     }
 }
@@ -41,7 +40,7 @@ impl FetchError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             FetchError::NoHandler { .. } => ErrorKind::Invalid,
-            FetchError::SourceNotFound { .. } => ErrorKind::NotFound,
+            FetchError::SourceNotFound { .. } | FetchError::NeverPull { .. } => ErrorKind::NotFound,
             FetchError::Handler { error, .. } => match error {
                 HandlerError::NotFound(_) => ErrorKind::NotFound,
                 HandlerError::Unauthorized(_) | HandlerError::Denied(_) => ErrorKind::Denied,

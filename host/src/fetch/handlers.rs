@@ -7,10 +7,7 @@ include!(concat!(env!("OUT_DIR"), "/builtin_handlers.rs"));
 
 /// The built-in component for `kind`, if there is one.
 pub fn builtin(kind: &PointKind) -> Option<&'static [u8]> {
-    BUILTIN
-        .iter()
-        .find(|(name, _)| *name == kind.name())
-        .map(|(_, bytes)| *bytes)
+    BUILTIN.iter().find(|(name, _)| *name == kind.name()).map(|(_, bytes)| *bytes)
 }
 
 /// Names of the types with a built-in handler.

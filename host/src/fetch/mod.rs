@@ -20,25 +20,46 @@ pub use error::FetchError;
 
 use crate::cimd::{DistributionPoint, PointKind};
 use crate::sandbox::{
-    CacheOutcome, Grant, IngestStats, Limits, LoadedHandler, ResolveOptions, RunContext, Sandbox,
-    WitPlatform,
+    CacheOutcome, Grant, IngestStats, Limits, LoadedHandler, ResolveOptions, RunContext, Sandbox, WitPlatform,
 };
 use crate::store::{Digest, HandlerIdentity, ImageRecord, IngestObserver, Platform, Store};
-use crate::transport::LocalKind;
+use crate::transport::{HttpClient, HttpOptions, LocalKind};
 
-#[derive(Debug, Clone)]
+/// When to contact the source, as rkt's `--pull-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only the store: fail if the point was never fetched.
+    Never,
+    /// The store when the point was fetched before, else the source.
+    New,
+    /// Always resolve at the source (blobs already stored are not transferred again).
+    Update,
+}
+
+impl PullPolicy {
+    /// `update` for local sources (cheap, and they change in place), `new` for remote.
+    pub fn default_for(kind: &PointKind) -> PullPolicy {
+        match kind {
+            PointKind::OciLayout | PointKind::AciArchive => PullPolicy::Update,
+            _ => PullPolicy::New,
+        }
+    }
+}
+
+#[derive(Clone)]
 pub struct FetchOptions {
     /// Which manifest to take from a multi-platform index.
     pub platform: Platform,
     pub limits: Limits,
+    /// `None`: [`PullPolicy::default_for`] the point's type.
+    pub pull_policy: Option<PullPolicy>,
+    /// The HTTP client for remote points; `None` makes one with default options.
+    pub http: Option<Arc<HttpClient>>,
 }
 
 impl Default for FetchOptions {
     fn default() -> FetchOptions {
-        FetchOptions {
-            platform: host_platform(),
-            limits: Limits::default(),
-        }
+        FetchOptions { platform: host_platform(), limits: Limits::default(), pull_policy: None, http: None }
     }
 }
 
@@ -46,6 +67,8 @@ impl Default for FetchOptions {
 #[derive(Debug)]
 pub struct Fetched {
     pub record: ImageRecord,
+    /// Served from the store by the pull policy; no handler ran.
+    pub from_store: bool,
     pub ingest: IngestStats,
     pub handler_cache: CacheOutcome,
     pub elapsed: Duration,
@@ -78,32 +101,27 @@ pub fn parse_platform(s: &str) -> Option<Platform> {
     if parts.next().is_some() {
         return None;
     }
-    Some(Platform {
-        os: os.to_string(),
-        architecture: architecture.to_string(),
-        variant,
-    })
+    Some(Platform { os: os.to_string(), architecture: architecture.to_string(), variant })
 }
 
 /// The least a handler needs for `point`.
-fn grant_for(point: &DistributionPoint, limits: &Limits) -> Result<Grant, FetchError> {
-    let mut grant = Grant {
-        local: None,
-        limits: limits.clone(),
+fn grant_for(point: &DistributionPoint, options: &FetchOptions) -> Result<Grant, FetchError> {
+    let mut grant = match point.kind() {
+        PointKind::OciLayout => {
+            let path = point.local_path().expect("oci-layout points have a path");
+            let meta = std::fs::metadata(&path)
+                .map_err(|_| FetchError::SourceNotFound { path: path.display().to_string() })?;
+            let kind = if meta.is_dir() { LocalKind::Directory } else { LocalKind::File };
+            Grant::local(path, kind)
+        }
+        PointKind::Docker | PointKind::Oci => {
+            // The registry host is the data's first component (canonical points name it).
+            let registry = point.data().split('/').next().unwrap_or_default().to_ascii_lowercase();
+            Grant::network(vec![registry])
+        }
+        _ => Grant::default(),
     };
-    if let PointKind::OciLayout = point.kind() {
-        let path = point.local_path().expect("oci-layout points have a path");
-        let meta = std::fs::metadata(&path).map_err(|_| FetchError::SourceNotFound {
-            path: path.display().to_string(),
-        })?;
-        let kind = if meta.is_dir() {
-            LocalKind::Directory
-        } else {
-            LocalKind::File
-        };
-        grant = Grant::local(path, kind);
-        grant.limits = limits.clone();
-    }
+    grant.limits = options.limits.clone();
     Ok(grant)
 }
 
@@ -133,14 +151,10 @@ pub fn fetch_with_handler(
     options: &FetchOptions,
     observer: Arc<dyn IngestObserver>,
 ) -> Result<Fetched, FetchError> {
-    let journal = Arc::new(Journal {
-        inner: observer,
-        written: Mutex::new(Vec::new()),
-    });
+    let journal = Arc::new(Journal { inner: observer, written: Mutex::new(Vec::new()) });
     let result = run_handler(store, sandbox, handler, point, options, journal.clone());
     if result.is_err() {
-        let written =
-            std::mem::take(&mut *journal.written.lock().unwrap_or_else(|p| p.into_inner()));
+        let written = std::mem::take(&mut *journal.written.lock().unwrap_or_else(|p| p.into_inner()));
         match store.discard_unreferenced(&written) {
             Ok(n) if n > 0 => tracing::info!("removed {n} blobs the failed fetch had written"),
             Ok(_) => {}
@@ -159,7 +173,27 @@ fn run_handler(
     observer: Arc<dyn IngestObserver>,
 ) -> Result<Fetched, FetchError> {
     let started = Instant::now();
-    let grant = grant_for(point, &options.limits)?;
+    let policy = options.pull_policy.unwrap_or_else(|| PullPolicy::default_for(point.kind()));
+    if policy != PullPolicy::Update {
+        if let Some(stored) = store.resolve_ref(&point.to_string())? {
+            return Ok(Fetched {
+                record: stored.record,
+                from_store: true,
+                ingest: IngestStats::default(),
+                handler_cache: handler.cache,
+                elapsed: started.elapsed(),
+            });
+        }
+        if policy == PullPolicy::Never {
+            return Err(FetchError::NeverPull { point: point.to_string() });
+        }
+    }
+    let grant = grant_for(point, options)?;
+    let http = if grant.network.hosts.is_empty() {
+        None
+    } else {
+        Some(options.http.clone().unwrap_or_else(|| Arc::new(HttpClient::new(HttpOptions::default()))))
+    };
     let resolve_options = ResolveOptions {
         platform: WitPlatform {
             os: options.platform.os.clone(),
@@ -167,23 +201,15 @@ fn run_handler(
             variant: options.platform.variant.clone(),
         },
     };
-    let ctx = RunContext {
-        store: store.clone(),
-        observer,
-    };
+    let ctx = RunContext { store: store.clone(), observer, http };
     let outcome = sandbox.resolve(handler, &grant, ctx, &point.to_string(), &resolve_options)?;
-    let wit_record = outcome.result.map_err(|error| FetchError::Handler {
-        point: point.to_string(),
-        error,
-    })?;
-    let identity = HandlerIdentity {
-        scheme: handler.name.clone(),
-        digest: handler.digest.clone(),
-    };
+    let wit_record = outcome.result.map_err(|error| FetchError::Handler { point: point.to_string(), error })?;
+    let identity = HandlerIdentity { scheme: handler.name.clone(), digest: handler.digest.clone() };
     let record = record::from_handler(point, wit_record, identity)?;
     store.commit_image(&record)?;
     Ok(Fetched {
         record,
+        from_store: false,
         ingest: outcome.ingest,
         handler_cache: handler.cache,
         elapsed: started.elapsed(),
@@ -205,10 +231,7 @@ impl IngestObserver for Journal {
     }
     fn finished(&self, digest: &Digest, reused: bool) {
         if !reused {
-            self.written
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(digest.clone());
+            self.written.lock().unwrap_or_else(|p| p.into_inner()).push(digest.clone());
         }
         self.inner.finished(digest, reused);
     }
@@ -221,10 +244,7 @@ mod tests {
     #[test]
     fn platforms_parse_with_optional_variant() {
         let p = parse_platform("linux/arm64/v8").unwrap();
-        assert_eq!(
-            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
-            ("linux", "arm64", Some("v8"))
-        );
+        assert_eq!((p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()), ("linux", "arm64", Some("v8")));
         assert!(parse_platform("linux").is_none());
         assert!(parse_platform("linux//v7").is_none());
         assert!(parse_platform("a/b/c/d").is_none());

@@ -8,8 +8,7 @@ use crate::cimd::DistributionPoint;
 use crate::sandbox::bindings_types as wit;
 use crate::sandbox::{WitImageFormat, WitImageRecord};
 use crate::store::{
-    Dependency, Descriptor, Digest, HandlerIdentity, ImageFormat, ImageRecord, Layer, Platform,
-    RuntimeConfig,
+    Dependency, Descriptor, Digest, HandlerIdentity, ImageFormat, ImageRecord, Layer, Platform, RuntimeConfig,
 };
 
 pub(super) fn from_handler(
@@ -17,18 +16,11 @@ pub(super) fn from_handler(
     r: WitImageRecord,
     handler: HandlerIdentity,
 ) -> Result<ImageRecord, FetchError> {
-    let bad = |reason: String| FetchError::BadRecord {
-        handler: handler.scheme.clone(),
-        reason,
-    };
-    let canonical: DistributionPoint = r
-        .canonical
-        .parse()
-        .map_err(|e| bad(format!("its canonical point is invalid: {e}")))?;
+    let bad = |reason: String| FetchError::BadRecord { handler: handler.scheme.clone(), reason };
+    let canonical: DistributionPoint =
+        r.canonical.parse().map_err(|e| bad(format!("its canonical point is invalid: {e}")))?;
     if !asked.refines(&canonical) {
-        return Err(bad(format!(
-            "it was asked for {asked} but answered for {canonical}"
-        )));
+        return Err(bad(format!("it was asked for {asked} but answered for {canonical}")));
     }
     let digest = |d: &str| d.parse::<Digest>().map_err(|e| bad(e.to_string()));
     let descriptor = |d: wit::Descriptor| -> Result<Descriptor, FetchError> {
@@ -42,12 +34,7 @@ pub(super) fn from_handler(
     let layers = r
         .layers
         .into_iter()
-        .map(|l| {
-            Ok(Layer {
-                blob: descriptor(l.blob)?,
-                diff_id: l.diff_id.as_deref().map(digest).transpose()?,
-            })
-        })
+        .map(|l| Ok(Layer { blob: descriptor(l.blob)?, diff_id: l.diff_id.as_deref().map(digest).transpose()? }))
         .collect::<Result<Vec<_>, FetchError>>()?;
     let dependencies = r
         .dependencies
@@ -73,11 +60,7 @@ pub(super) fn from_handler(
         config: r.config.map(descriptor).transpose()?,
         layers,
         dependencies,
-        platform: r.platform.map(|p| Platform {
-            os: p.os,
-            architecture: p.architecture,
-            variant: p.variant,
-        }),
+        platform: r.platform.map(|p| Platform { os: p.os, architecture: p.architecture, variant: p.variant }),
         runtime: RuntimeConfig {
             entrypoint: rt.entrypoint,
             cmd: rt.cmd,

@@ -55,10 +55,8 @@ impl ComponentCache {
         digest_hex: &str,
     ) -> Result<(Component, CacheOutcome), SandboxError> {
         let compile = || {
-            Component::new(engine, bytes).map_err(|source| SandboxError::Compile {
-                digest: format!("sha256:{digest_hex}"),
-                source,
-            })
+            Component::new(engine, bytes)
+                .map_err(|source| SandboxError::Compile { digest: format!("sha256:{digest_hex}"), source })
         };
         let Some(dir) = &self.dir else {
             return Ok((compile()?, CacheOutcome::Compiled));
@@ -73,23 +71,14 @@ impl ComponentCache {
             // replace berth's inputs. wasmtime checks the header, version and layout.
             match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(c) => return Ok((c, CacheOutcome::Loaded)),
-                Err(e) => tracing::warn!(
-                    "ignoring unusable compile cache entry {}: {e}",
-                    path.display()
-                ),
+                Err(e) => tracing::warn!("ignoring unusable compile cache entry {}: {e}", path.display()),
             }
         }
         let component = compile()?;
-        let cache_err = |source| SandboxError::Cache {
-            path: path.clone(),
-            source,
-        };
+        let cache_err = |source| SandboxError::Cache { path: path.clone(), source };
         let serialized = component
             .serialize()
-            .map_err(|source| SandboxError::Compile {
-                digest: format!("sha256:{digest_hex}"),
-                source,
-            })?;
+            .map_err(|source| SandboxError::Compile { digest: format!("sha256:{digest_hex}"), source })?;
         fs::create_dir_all(dir).map_err(cache_err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(cache_err)?;
         std::io::Write::write_all(&mut tmp, &serialized).map_err(cache_err)?;

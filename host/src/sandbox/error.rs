@@ -27,17 +27,9 @@ pub enum SandboxError {
     #[error(
         "handler {handler} tried to grow its memory to {wanted} bytes, over its cap of {cap} bytes, and was stopped"
     )]
-    MemoryCap {
-        handler: String,
-        wanted: usize,
-        cap: usize,
-    },
+    MemoryCap { handler: String, wanted: usize, cap: usize },
     #[error("handler {handler} crashed: {message}{}", stderr_suffix(.stderr))]
-    Trap {
-        handler: String,
-        message: String,
-        stderr: String,
-    },
+    Trap { handler: String, message: String, stderr: String },
     #[error("opening the local grant of handler {handler}")]
     Grant {
         handler: String,
@@ -54,11 +46,7 @@ pub enum SandboxError {
 
 fn stderr_suffix(stderr: &str) -> String {
     let s = stderr.trim();
-    if s.is_empty() {
-        String::new()
-    } else {
-        format!("; it said: {s}")
-    }
+    if s.is_empty() { String::new() } else { format!("; it said: {s}") }
 }
 
 impl SandboxError {

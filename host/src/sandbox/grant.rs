@@ -38,19 +38,36 @@ pub struct LocalGrant {
     pub kind: LocalKind,
 }
 
+/// The hosts a handler may send requests to. Entries are `host[:port]`, matched
+/// exactly (case-insensitively); mirrors configured for a granted registry are reached
+/// by the host on the handler's behalf, and so are token realms and redirects the
+/// registry itself announces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkGrant {
+    pub hosts: Vec<String>,
+}
+
+impl NetworkGrant {
+    pub fn allows(&self, authority: &str) -> bool {
+        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(authority))
+    }
+}
+
 /// Everything a handler run is allowed.
 #[derive(Debug, Clone, Default)]
 pub struct Grant {
     /// Read-only access to one directory or file (an image layout, an archive).
     pub local: Option<LocalGrant>,
+    pub network: NetworkGrant,
     pub limits: Limits,
 }
 
 impl Grant {
     pub fn local(path: PathBuf, kind: LocalKind) -> Grant {
-        Grant {
-            local: Some(LocalGrant { path, kind }),
-            limits: Limits::default(),
-        }
+        Grant { local: Some(LocalGrant { path, kind }), ..Grant::default() }
+    }
+
+    pub fn network(hosts: Vec<String>) -> Grant {
+        Grant { network: NetworkGrant { hosts }, ..Grant::default() }
     }
 }

@@ -37,7 +37,7 @@ pub use bindings::exports::berth::handler::resolver::{
 };
 pub use cache::CacheOutcome;
 pub use error::SandboxError;
-pub use grant::{Grant, Limits, LocalGrant};
+pub use grant::{Grant, Limits, LocalGrant, NetworkGrant};
 pub use host::IngestStats;
 
 use bindings::CimdHandlerPre;
@@ -45,7 +45,7 @@ use host::{LogCtx, StoreCtx, TransportCtx};
 use state::{GuestClock, HandlerState, HostTime, MemoryLimiter};
 
 use crate::store::{Digest, IngestObserver, Store};
-use crate::transport::LocalAccess;
+use crate::transport::{HttpClient, LocalAccess};
 
 /// Bytes of guest stderr kept for the error message of a crash (a panic message).
 const STDERR_CAPTURE: usize = 16 * 1024;
@@ -63,6 +63,8 @@ pub struct LoadedHandler {
 pub struct RunContext {
     pub store: Arc<Store>,
     pub observer: Arc<dyn IngestObserver>,
+    /// The host's HTTP client, for runs whose grant names hosts.
+    pub http: Option<Arc<HttpClient>>,
 }
 
 /// The result of one `resolve` call.
@@ -98,55 +100,28 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(SandboxError::Engine)?;
         use bindings::berth::handler::{log, store, transport, types};
-        types::add_to_linker::<_, HasSelf<HandlerState>>(&mut linker, |s| s)
-            .map_err(SandboxError::Engine)?;
+        types::add_to_linker::<_, HasSelf<HandlerState>>(&mut linker, |s| s).map_err(SandboxError::Engine)?;
         transport::add_to_linker::<_, HasSelf<TransportCtx>>(&mut linker, |s| &mut s.transport)
             .map_err(SandboxError::Engine)?;
-        store::add_to_linker::<_, HasSelf<StoreCtx>>(&mut linker, |s| &mut s.store)
-            .map_err(SandboxError::Engine)?;
-        log::add_to_linker::<_, HasSelf<LogCtx>>(&mut linker, |s| &mut s.log)
-            .map_err(SandboxError::Engine)?;
+        store::add_to_linker::<_, HasSelf<StoreCtx>>(&mut linker, |s| &mut s.store).map_err(SandboxError::Engine)?;
+        log::add_to_linker::<_, HasSelf<LogCtx>>(&mut linker, |s| &mut s.log).map_err(SandboxError::Engine)?;
         let cache = cache::ComponentCache::new(&engine, cache_dir);
         let ticker = engine::EpochTicker::start(&engine);
-        Ok(Sandbox {
-            engine,
-            linker,
-            cache,
-            loaded: Mutex::new(HashMap::new()),
-            _ticker: ticker,
-        })
+        Ok(Sandbox { engine, linker, cache, loaded: Mutex::new(HashMap::new()), _ticker: ticker })
     }
 
     /// Compile (or load from the cache) and pre-link a component; cheap when repeated.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedHandler, SandboxError> {
         let digest = Digest::of_bytes(crate::store::Algorithm::Sha256, bytes);
-        if let Some(found) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&digest)
-        {
+        if let Some(found) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
             return Ok(found.clone());
         }
-        let (component, outcome) = self
-            .cache
-            .load_or_compile(&self.engine, bytes, digest.hex())?;
-        let link_err = |source| SandboxError::Link {
-            digest: digest.to_string(),
-            source,
-        };
+        let (component, outcome) = self.cache.load_or_compile(&self.engine, bytes, digest.hex())?;
+        let link_err = |source| SandboxError::Link { digest: digest.to_string(), source };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(link_err)?;
         let pre = CimdHandlerPre::new(instance_pre).map_err(link_err)?;
-        let loaded = LoadedHandler {
-            name: name.to_string(),
-            digest: digest.clone(),
-            cache: outcome,
-            pre,
-        };
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(digest, loaded.clone());
+        let loaded = LoadedHandler { name: name.to_string(), digest: digest.clone(), cache: outcome, pre };
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(digest, loaded.clone());
         Ok(loaded)
     }
 
@@ -161,12 +136,10 @@ impl Sandbox {
     ) -> Result<RunOutcome, SandboxError> {
         let name = handler.name.clone();
         let local = match &grant.local {
-            Some(g) => Some(Arc::new(LocalAccess::open(&g.path, g.kind).map_err(
-                |source| SandboxError::Grant {
-                    handler: name.clone(),
-                    source,
-                },
-            )?)),
+            Some(g) => Some(Arc::new(
+                LocalAccess::open(&g.path, g.kind)
+                    .map_err(|source| SandboxError::Grant { handler: name.clone(), source })?,
+            )),
             None => None,
         };
         let limits = &grant.limits;
@@ -178,17 +151,16 @@ impl Sandbox {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let state = HandlerState {
+        let mut state = HandlerState {
             wasi,
             table: Default::default(),
-            limiter: MemoryLimiter {
-                cap: limits.memory_bytes.min(engine::MAX_MEMORY),
-                breached: None,
-            },
+            limiter: MemoryLimiter { cap: limits.memory_bytes.min(engine::MAX_MEMORY), breached: None },
             clock: GuestClock::new(host_time.clone()),
             transport: TransportCtx {
                 handler: name.clone(),
                 local: local.clone(),
+                http: ctx.http.clone(),
+                network: grant.network.clone(),
                 read_cap: limits.read_cap,
                 host_time: host_time.clone(),
             },
@@ -201,10 +173,10 @@ impl Sandbox {
                 limits.max_concurrent_ingests,
                 host_time,
             ),
-            log: LogCtx {
-                handler: name.clone(),
-            },
+            log: LogCtx { handler: name.clone() },
         };
+        state.store.http = ctx.http;
+        state.store.network = grant.network.clone();
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         let budget = limits.time_budget;
@@ -218,11 +190,10 @@ impl Sandbox {
         });
 
         let started = Instant::now();
-        let result = handler.pre.instantiate(&mut store).and_then(|instance| {
-            instance
-                .berth_handler_resolver()
-                .call_resolve(&mut store, point, options)
-        });
+        let result = handler
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.berth_handler_resolver().call_resolve(&mut store, point, options));
         tracing::debug!(handler = %name, elapsed = ?started.elapsed(), "resolve returned");
         let ingest = store.data().store.stats();
         match result {
@@ -241,24 +212,13 @@ fn classify_trap(
 ) -> SandboxError {
     let handler = handler.to_string();
     if let Some(wanted) = state.limiter.breached {
-        return SandboxError::MemoryCap {
-            handler,
-            wanted,
-            cap: state.limiter.cap,
-        };
+        return SandboxError::MemoryCap { handler, wanted, cap: state.limiter.cap };
     }
     if e.downcast_ref::<DeadlineExceeded>().is_some()
-        || matches!(
-            e.downcast_ref::<wasmtime::Trap>(),
-            Some(wasmtime::Trap::Interrupt)
-        )
+        || matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt))
     {
         return SandboxError::Timeout { handler, budget };
     }
     let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
-    SandboxError::Trap {
-        handler,
-        message: format!("{e:#}"),
-        stderr,
-    }
+    SandboxError::Trap { handler, message: format!("{e:#}"), stderr }
 }

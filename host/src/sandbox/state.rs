@@ -20,8 +20,7 @@ impl HostTime {
     pub fn measure<R>(&self, f: impl FnOnce() -> R) -> R {
         let start = Instant::now();
         let out = f();
-        self.0
-            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.0.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         out
     }
 
@@ -38,10 +37,7 @@ pub struct GuestClock {
 
 impl GuestClock {
     pub fn new(host: HostTime) -> GuestClock {
-        GuestClock {
-            started: Instant::now(),
-            host,
-        }
+        GuestClock { started: Instant::now(), host }
     }
 
     pub fn guest_elapsed(&self) -> Duration {
@@ -59,28 +55,15 @@ pub struct MemoryLimiter {
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.cap {
             self.breached = Some(desired);
-            wasmtime::bail!(
-                "memory cap of {} bytes reached (growing from {current} to {desired})",
-                self.cap
-            );
+            wasmtime::bail!("memory cap of {} bytes reached (growing from {current} to {desired})", self.cap);
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -97,9 +80,6 @@ pub struct HandlerState {
 
 impl WasiView for HandlerState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }

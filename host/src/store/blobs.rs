@@ -69,9 +69,7 @@ impl Blobs {
         match fs::symlink_metadata(self.path(digest)) {
             Ok(m) if m.is_file() => Ok(m.len()),
             Ok(_) => Err(StoreError::BlobNotFound(digest.clone())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(StoreError::BlobNotFound(digest.clone()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::BlobNotFound(digest.clone())),
             Err(e) => Err(io("inspecting", self.path(digest))(e)),
         }
     }
@@ -89,9 +87,8 @@ impl Blobs {
         let mut buf = vec![0u8; len];
         let mut filled = 0;
         while filled < len {
-            let n = file
-                .read_at(&mut buf[filled..], offset + filled as u64)
-                .map_err(io("reading", self.path(digest)))?;
+            let n =
+                file.read_at(&mut buf[filled..], offset + filled as u64).map_err(io("reading", self.path(digest)))?;
             if n == 0 {
                 break;
             }
@@ -126,10 +123,7 @@ impl Blobs {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(source) => {
-                    return Err(StoreError::Source {
-                        subject: subject.to_string(),
-                        source,
-                    });
+                    return Err(StoreError::Source { subject: subject.to_string(), source });
                 }
             };
             written += n as u64;
@@ -142,8 +136,7 @@ impl Blobs {
                 });
             }
             hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n])
-                .map_err(io("writing", tmp.path()))?;
+            tmp.write_all(&buf[..n]).map_err(io("writing", tmp.path()))?;
             on_progress(n as u64);
         }
         if written != expect.size {
@@ -169,16 +162,12 @@ impl Blobs {
     /// renamed, and the directory synced so the name survives a crash.
     fn commit(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<(), StoreError> {
         let file = tmp.as_file();
-        file.set_permissions(fs::Permissions::from_mode(0o444))
-            .map_err(io("setting permissions of", tmp.path()))?;
+        file.set_permissions(fs::Permissions::from_mode(0o444)).map_err(io("setting permissions of", tmp.path()))?;
         file.sync_all().map_err(io("syncing", tmp.path()))?;
         let dest = self.path(digest);
-        tmp.persist(&dest)
-            .map_err(|e| io("renaming a verified blob to", &dest)(e.error))?;
+        tmp.persist(&dest).map_err(|e| io("renaming a verified blob to", &dest)(e.error))?;
         let parent = dest.parent().expect("blob paths have a parent");
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io("syncing", parent))?;
+        File::open(parent).and_then(|d| d.sync_all()).map_err(io("syncing", parent))?;
         Ok(())
     }
 
@@ -227,10 +216,7 @@ mod tests {
     }
 
     fn expect(bytes: &[u8]) -> Expected {
-        Expected {
-            digest: Digest::of_bytes(Algorithm::Sha256, bytes),
-            size: bytes.len() as u64,
-        }
+        Expected { digest: Digest::of_bytes(Algorithm::Sha256, bytes), size: bytes.len() as u64 }
     }
 
     fn tmp_is_empty(b: &Blobs) -> bool {
@@ -242,17 +228,10 @@ mod tests {
         let (_d, b) = blobs();
         let e = expect(b"hello");
         let mut seen = 0;
-        assert_eq!(
-            b.ingest(&mut &b"hello"[..], &e, "t", &mut |n| seen += n)
-                .unwrap(),
-            Ingested::Written
-        );
+        assert_eq!(b.ingest(&mut &b"hello"[..], &e, "t", &mut |n| seen += n).unwrap(), Ingested::Written);
         assert_eq!(seen, 5);
         assert_eq!(fs::read(b.path(&e.digest)).unwrap(), b"hello");
-        assert_eq!(
-            b.ingest(&mut &b"hello"[..], &e, "t", &mut |_| {}).unwrap(),
-            Ingested::AlreadyPresent
-        );
+        assert_eq!(b.ingest(&mut &b"hello"[..], &e, "t", &mut |_| {}).unwrap(), Ingested::AlreadyPresent);
         assert_eq!(b.read_at(&e.digest, 1, 10).unwrap(), b"ello");
     }
 
@@ -260,20 +239,11 @@ mod tests {
     fn wrong_bytes_leave_nothing_behind() {
         let (_d, b) = blobs();
         let e = expect(b"hello");
-        let err = b
-            .ingest(&mut &b"jello"[..], &e, "t", &mut |_| {})
-            .unwrap_err();
+        let err = b.ingest(&mut &b"jello"[..], &e, "t", &mut |_| {}).unwrap_err();
         assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
-        let err = b
-            .ingest(&mut &b"hell"[..], &e, "t", &mut |_| {})
-            .unwrap_err();
-        assert!(
-            matches!(err, StoreError::SizeMismatch { actual: 4, .. }),
-            "{err}"
-        );
-        let err = b
-            .ingest(&mut &b"hello, world"[..], &e, "t", &mut |_| {})
-            .unwrap_err();
+        let err = b.ingest(&mut &b"hell"[..], &e, "t", &mut |_| {}).unwrap_err();
+        assert!(matches!(err, StoreError::SizeMismatch { actual: 4, .. }), "{err}");
+        let err = b.ingest(&mut &b"hello, world"[..], &e, "t", &mut |_| {}).unwrap_err();
         assert!(matches!(err, StoreError::SizeMismatch { .. }), "{err}");
         assert!(!b.has(&e.digest));
         assert!(tmp_is_empty(&b));

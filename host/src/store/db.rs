@@ -55,88 +55,53 @@ pub struct Db {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db, StoreError> {
-        let err = |source| StoreError::Database {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = |source| StoreError::Database { path: path.to_path_buf(), source };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(err)?;
-        let mut db = Db {
-            conn,
-            path: path.to_path_buf(),
-        };
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        let mut db = Db { conn, path: path.to_path_buf() };
         db.migrate()?;
         Ok(db)
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Database {
-            path: self.path.clone(),
-            source,
-        }
+        |source| StoreError::Database { path: self.path.clone(), source }
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let err = |source| StoreError::Database {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| StoreError::Database { path: path.clone(), source };
         // IMMEDIATE: two processes opening a new store at once must not both migrate.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let version: i64 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew {
-                path,
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(StoreError::SchemaTooNew { path, found: version, supported: SCHEMA_VERSION });
         }
         for sql in &MIGRATIONS[version as usize..] {
             tx.execute_batch(sql).map_err(err)?;
         }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(err)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
         tx.commit().map_err(err)
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        self.conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(self.err())
+        self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(self.err())
     }
 
     /// Record an image and point `record.canonical` at it, in one transaction.
     pub fn put_image(&mut self, record: &ImageRecord) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let err = |source| StoreError::Database {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| StoreError::Database { path: path.clone(), source };
         let json = serde_json::to_string(record).expect("image records serialize");
         let digest = record.manifest.digest.to_string();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         tx.execute(
             "INSERT INTO images (manifest_digest, format, config_digest, size, record, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -151,8 +116,7 @@ impl Db {
             ],
         )
         .map_err(err)?;
-        tx.execute("DELETE FROM layers WHERE manifest_digest = ?1", [&digest])
-            .map_err(err)?;
+        tx.execute("DELETE FROM layers WHERE manifest_digest = ?1", [&digest]).map_err(err)?;
         for (position, layer) in record.layers.iter().enumerate() {
             tx.execute(
                 "INSERT INTO layers (manifest_digest, position, digest, diff_id, media_type, size)
@@ -181,11 +145,7 @@ impl Db {
     pub fn resolve_ref(&self, point: &str) -> Result<Option<Digest>, StoreError> {
         let found: Option<String> = self
             .conn
-            .query_row(
-                "SELECT manifest_digest FROM refs WHERE point = ?1",
-                [point],
-                |r| r.get(0),
-            )
+            .query_row("SELECT manifest_digest FROM refs WHERE point = ?1", [point], |r| r.get(0))
             .optional()
             .map_err(self.err())?;
         Ok(found.and_then(|d| d.parse().ok()))
@@ -194,25 +154,17 @@ impl Db {
     pub fn image(&self, digest: &Digest) -> Result<Option<StoredImage>, StoreError> {
         let row: Option<(String, i64)> = self
             .conn
-            .query_row(
-                "SELECT record, created_at FROM images WHERE manifest_digest = ?1",
-                [digest.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT record, created_at FROM images WHERE manifest_digest = ?1", [digest.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(self.err())?;
         let Some((json, created_at)) = row else {
             return Ok(None);
         };
-        let record = serde_json::from_str(&json).map_err(|source| StoreError::CorruptRecord {
-            digest: digest.clone(),
-            source,
-        })?;
-        Ok(Some(StoredImage {
-            record,
-            refs: self.refs_of(digest)?,
-            created_at,
-        }))
+        let record = serde_json::from_str(&json)
+            .map_err(|source| StoreError::CorruptRecord { digest: digest.clone(), source })?;
+        Ok(Some(StoredImage { record, refs: self.refs_of(digest)?, created_at }))
     }
 
     fn refs_of(&self, digest: &Digest) -> Result<Vec<String>, StoreError> {
@@ -220,9 +172,7 @@ impl Db {
             .conn
             .prepare_cached("SELECT point FROM refs WHERE manifest_digest = ?1 ORDER BY point")
             .map_err(self.err())?;
-        let rows = stmt
-            .query_map([digest.to_string()], |r| r.get(0))
-            .map_err(self.err())?;
+        let rows = stmt.query_map([digest.to_string()], |r| r.get(0)).map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
@@ -232,9 +182,7 @@ impl Db {
             .conn
             .prepare("SELECT manifest_digest FROM images ORDER BY created_at, manifest_digest")
             .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(self.err())?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(self.err())?;
         let all: Vec<String> = rows.collect::<Result<_, _>>().map_err(self.err())?;
         Ok(all.into_iter().filter_map(|d| d.parse().ok()).collect())
     }
@@ -246,29 +194,14 @@ impl Db {
             return Ok(false);
         };
         let path = self.path.clone();
-        let err = |source| StoreError::Database {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        tx.execute("DELETE FROM refs WHERE point = ?1", [point])
-            .map_err(err)?;
+        let err = |source| StoreError::Database { path: path.clone(), source };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute("DELETE FROM refs WHERE point = ?1", [point]).map_err(err)?;
         let left: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM refs WHERE manifest_digest = ?1",
-                [digest.to_string()],
-                |r| r.get(0),
-            )
+            .query_row("SELECT count(*) FROM refs WHERE manifest_digest = ?1", [digest.to_string()], |r| r.get(0))
             .map_err(err)?;
         if left == 0 {
-            tx.execute(
-                "DELETE FROM images WHERE manifest_digest = ?1",
-                [digest.to_string()],
-            )
-            .map_err(err)?;
+            tx.execute("DELETE FROM images WHERE manifest_digest = ?1", [digest.to_string()]).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(left == 0)
@@ -277,10 +210,7 @@ impl Db {
     /// Remove an image and every ref to it.
     pub fn remove_image(&mut self, digest: &Digest) -> Result<(), StoreError> {
         self.conn
-            .execute(
-                "DELETE FROM images WHERE manifest_digest = ?1",
-                [digest.to_string()],
-            )
+            .execute("DELETE FROM images WHERE manifest_digest = ?1", [digest.to_string()])
             .map(|_| ())
             .map_err(self.err())
     }

@@ -72,30 +72,20 @@ impl FromStr for Digest {
     type Err = StoreError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &'static str| StoreError::InvalidDigest {
-            digest: s.to_string(),
-            reason,
-        };
-        let (alg, hex) = s
-            .split_once(':')
-            .ok_or_else(|| invalid("expected <algorithm>:<hex>"))?;
+        let invalid = |reason: &'static str| StoreError::InvalidDigest { digest: s.to_string(), reason };
+        let (alg, hex) = s.split_once(':').ok_or_else(|| invalid("expected <algorithm>:<hex>"))?;
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
             _ => return Err(invalid("the algorithm must be sha256 or sha512")),
         };
         if hex.len() != algorithm.hex_len() {
-            return Err(invalid(
-                "the hex part has the wrong length for its algorithm",
-            ));
+            return Err(invalid("the hex part has the wrong length for its algorithm"));
         }
         if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(invalid("the hex part must be lowercase hexadecimal"));
         }
-        Ok(Digest {
-            algorithm,
-            hex: hex.to_string(),
-        })
+        Ok(Digest { algorithm, hex: hex.to_string() })
     }
 }
 
@@ -152,18 +142,12 @@ mod tests {
             Digest::of_bytes(Algorithm::Sha256, b"foo").to_string(),
             "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
         );
-        assert!(
-            Digest::of_bytes(Algorithm::Sha512, b"foo")
-                .to_string()
-                .starts_with("sha512:f7fbba6e0636f890")
-        );
+        assert!(Digest::of_bytes(Algorithm::Sha512, b"foo").to_string().starts_with("sha512:f7fbba6e0636f890"));
     }
 
     #[test]
     fn parse_round_trips_and_refuses_path_tricks() {
-        let d: Digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
-            .parse()
-            .unwrap();
+        let d: Digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae".parse().unwrap();
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
         for bad in ["sha256:../../x", "sha1:abc", "sha256", "sha256:ZZ"] {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");

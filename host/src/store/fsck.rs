@@ -14,22 +14,13 @@ use super::{Digest, Store, StoreError};
 #[serde(tag = "problem", rename_all = "kebab-case")]
 pub enum Problem {
     /// The blob's bytes hash to something else; it was moved to `quarantine`.
-    Corrupt {
-        digest: Digest,
-        actual: Digest,
-        quarantined_as: String,
-    },
+    Corrupt { digest: Digest, actual: Digest, quarantined_as: String },
     /// A file under `blobs/` whose name is not a digest.
     StrayFile { path: String },
     /// An image needs a blob the store does not have.
     Missing { image: Digest, digest: Digest },
     /// A blob's size differs from what an image records.
-    WrongSize {
-        image: Digest,
-        digest: Digest,
-        expected: u64,
-        actual: u64,
-    },
+    WrongSize { image: Digest, digest: Digest, expected: u64, actual: u64 },
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -53,9 +44,7 @@ impl Store {
         let quarantine = self.root.join("quarantine");
         for (path, digest) in self.blobs.list()? {
             let Some(digest) = digest else {
-                report.problems.push(Problem::StrayFile {
-                    path: path.display().to_string(),
-                });
+                report.problems.push(Problem::StrayFile { path: path.display().to_string() });
                 continue;
             };
             let (actual, size) = hash_file(&path, digest.algorithm())?;
@@ -63,20 +52,10 @@ impl Store {
             report.bytes_checked += size;
             if actual != digest {
                 fs::create_dir_all(&quarantine).map_err(io("creating", &quarantine))?;
-                let stamp = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let dest = quarantine.join(format!(
-                    "{}-{}-{stamp}",
-                    digest.algorithm().name(),
-                    digest.hex()
-                ));
+                let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let dest = quarantine.join(format!("{}-{}-{stamp}", digest.algorithm().name(), digest.hex()));
                 fs::rename(&path, &dest).map_err(io("quarantining", &path))?;
-                report.problems.push(Problem::Corrupt {
-                    digest,
-                    actual,
-                    quarantined_as: dest.display().to_string(),
-                });
+                report.problems.push(Problem::Corrupt { digest, actual, quarantined_as: dest.display().to_string() });
             }
         }
         for image in self.images()? {
@@ -91,10 +70,9 @@ impl Store {
                         expected: d.size,
                         actual: size,
                     }),
-                    Err(StoreError::BlobNotFound(_)) => report.problems.push(Problem::Missing {
-                        image: image_digest.clone(),
-                        digest: d.digest.clone(),
-                    }),
+                    Err(StoreError::BlobNotFound(_)) => {
+                        report.problems.push(Problem::Missing { image: image_digest.clone(), digest: d.digest.clone() })
+                    }
                     Err(e) => return Err(e),
                 }
             }

@@ -23,27 +23,13 @@ pub struct StoreLock {
 
 impl StoreLock {
     /// Take the lock, calling `on_wait` once if another process holds it first.
-    pub fn acquire(
-        root: &Path,
-        mode: LockMode,
-        on_wait: &mut dyn FnMut(),
-    ) -> Result<StoreLock, StoreError> {
+    pub fn acquire(root: &Path, mode: LockMode, on_wait: &mut dyn FnMut()) -> Result<StoreLock, StoreError> {
         let path = root.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("opening", &path))?;
+        let file =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io("opening", &path))?;
         let (try_op, wait_op) = match mode {
-            LockMode::Shared => (
-                FlockOperation::NonBlockingLockShared,
-                FlockOperation::LockShared,
-            ),
-            LockMode::Exclusive => (
-                FlockOperation::NonBlockingLockExclusive,
-                FlockOperation::LockExclusive,
-            ),
+            LockMode::Shared => (FlockOperation::NonBlockingLockShared, FlockOperation::LockShared),
+            LockMode::Exclusive => (FlockOperation::NonBlockingLockExclusive, FlockOperation::LockExclusive),
         };
         if flock(&file, try_op).is_err() {
             on_wait();
@@ -86,10 +72,6 @@ mod tests {
         });
         std::thread::sleep(std::time::Duration::from_millis(100));
         drop(x);
-        assert_eq!(
-            handle.join().unwrap(),
-            1,
-            "the shared lock should have waited for the exclusive one"
-        );
+        assert_eq!(handle.join().unwrap(), 1, "the shared lock should have waited for the exclusive one");
     }
 }

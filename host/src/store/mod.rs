@@ -34,10 +34,7 @@ pub use fsck::{FsckReport, Problem};
 pub use gc::GcReport;
 pub use lock::LockMode;
 pub use progress::{IngestObserver, NoProgress};
-pub use record::{
-    Dependency, Descriptor, HandlerIdentity, ImageFormat, ImageRecord, Layer, Platform,
-    RuntimeConfig,
-};
+pub use record::{Dependency, Descriptor, HandlerIdentity, ImageFormat, ImageRecord, Layer, Platform, RuntimeConfig};
 
 use db::Db;
 use error::io;
@@ -53,21 +50,12 @@ pub struct Store {
 impl Store {
     /// Open (creating if needed) the store at `root`. `on_wait` is called if another
     /// process holds the lock in a conflicting mode, before waiting for it.
-    pub fn open(
-        root: &Path,
-        mode: LockMode,
-        on_wait: &mut dyn FnMut(),
-    ) -> Result<Store, StoreError> {
+    pub fn open(root: &Path, mode: LockMode, on_wait: &mut dyn FnMut()) -> Result<Store, StoreError> {
         std::fs::create_dir_all(root).map_err(io("creating the store root", root))?;
         let lock = StoreLock::acquire(root, mode, on_wait)?;
         let blobs = Blobs::open(root)?;
         let db = Db::open(&root.join("berth.db"))?;
-        Ok(Store {
-            root: root.to_path_buf(),
-            blobs,
-            db: std::sync::Mutex::new(db),
-            lock,
-        })
+        Ok(Store { root: root.to_path_buf(), blobs, db: std::sync::Mutex::new(db), lock })
     }
 
     pub fn root(&self) -> &Path {
@@ -81,9 +69,7 @@ impl Store {
     fn db(&self) -> std::sync::MutexGuard<'_, Db> {
         // A panic while holding the lock cannot leave SQLite inconsistent: the
         // transaction rolls back. Keep using the connection.
-        self.db
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
@@ -95,11 +81,7 @@ impl Store {
         for d in record.blobs() {
             let size = self.blobs.size(&d.digest)?;
             if size != d.size {
-                return Err(StoreError::SizeMismatch {
-                    subject: d.digest.to_string(),
-                    expected: d.size,
-                    actual: size,
-                });
+                return Err(StoreError::SizeMismatch { subject: d.digest.to_string(), expected: d.size, actual: size });
             }
         }
         self.db().put_image(record)
@@ -128,11 +110,7 @@ impl Store {
 
     /// Find an image by the canonical form of what the user typed (if it parsed as a
     /// distribution point), else by full digest or a prefix of its hex (≥ 4 digits).
-    pub fn find_image(
-        &self,
-        input: &str,
-        canonical: Option<&str>,
-    ) -> Result<StoredImage, StoreError> {
+    pub fn find_image(&self, input: &str, canonical: Option<&str>) -> Result<StoredImage, StoreError> {
         if let Some(point) = canonical
             && let Some(found) = self.resolve_ref(point)?
         {
@@ -148,22 +126,15 @@ impl Store {
                 .into_iter()
                 .filter(|i| {
                     let d = &i.record.manifest.digest;
-                    d.hex().starts_with(needle)
-                        && (!input.contains(':') || input.starts_with(d.algorithm().name()))
+                    d.hex().starts_with(needle) && (!input.contains(':') || input.starts_with(d.algorithm().name()))
                 })
                 .collect();
             match matches.len() {
                 0 => {}
                 1 => return Ok(matches.into_iter().next().expect("one match")),
                 _ => {
-                    let list: Vec<String> = matches
-                        .iter()
-                        .map(|m| m.record.manifest.digest.to_string())
-                        .collect();
-                    return Err(StoreError::AmbiguousImage {
-                        query: input.to_string(),
-                        matches: list.join(", "),
-                    });
+                    let list: Vec<String> = matches.iter().map(|m| m.record.manifest.digest.to_string()).collect();
+                    return Err(StoreError::AmbiguousImage { query: input.to_string(), matches: list.join(", ") });
                 }
             }
         }
@@ -205,10 +176,7 @@ impl Store {
     pub fn remove(&self, input: &str, canonical: Option<&str>) -> Result<StoredImage, StoreError> {
         let image = self.find_image(input, canonical)?;
         let mut db = self.db();
-        let by_ref = [canonical, Some(input)]
-            .into_iter()
-            .flatten()
-            .find(|p| image.refs.iter().any(|r| r == p));
+        let by_ref = [canonical, Some(input)].into_iter().flatten().find(|p| image.refs.iter().any(|r| r == p));
         match by_ref {
             Some(point) => {
                 db.remove_ref(point)?;

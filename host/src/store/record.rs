@@ -97,9 +97,7 @@ pub struct ImageRecord {
 impl ImageRecord {
     /// Every blob the image needs: manifest, config, layers.
     pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
-        std::iter::once(&self.manifest)
-            .chain(self.config.iter())
-            .chain(self.layers.iter().map(|l| &l.blob))
+        std::iter::once(&self.manifest).chain(self.config.iter()).chain(self.layers.iter().map(|l| &l.blob))
     }
 
     /// Bytes of all its blobs, as stored.

@@ -14,6 +14,36 @@ pub enum TransportError {
     NotAFile { path: String, root: PathBuf },
     #[error("no local path was granted to this handler")]
     NoLocalGrant,
+    #[error("{url}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url} answered HTTP {status}{}", status_hint(*.status))]
+    Status { url: String, status: u16 },
+    #[error("reading the answer of {url}: {reason}")]
+    Body { url: String, reason: String },
+    #[error("invalid request {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("the answer of {url} is larger than the {cap}-byte cap")]
+    TooLarge { url: String, cap: usize },
+    #[error("registry {host} is blocked by registries.toml")]
+    Blocked { host: String },
+    #[error(
+        "{host} would be reached over plain HTTP; only loopback and registries marked insecure (--insecure-registry, registries.toml) may be"
+    )]
+    PlainHttp { host: String },
+    #[error("getting a token from {realm:?}: {reason}")]
+    Token { realm: String, reason: String },
+    #[error("handlers may not set the {header:?} header: the host adds credentials itself")]
+    ForbiddenHeader { header: String },
+    #[error("{host} is outside this handler's network grant (allowed: {allowed})")]
+    NotGranted { host: String, allowed: String },
+    #[error("auth file {path}: {reason}")]
+    AuthFile { path: PathBuf, reason: String },
+    #[error("configuration {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
     #[error("{action} {path:?} under {root}")]
     Io {
         action: &'static str,
@@ -24,13 +54,36 @@ pub enum TransportError {
     },
 }
 
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 => " (unauthorized: log in with `berth login`, or check the credentials in auth.json)",
+        403 => " (forbidden)",
+        404 => " (not found)",
+        429 => " (too many requests)",
+        _ => "",
+    }
+}
+
 impl TransportError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             TransportError::Escapes { .. } | TransportError::NoLocalGrant => ErrorKind::Denied,
             TransportError::NotFound { .. } => ErrorKind::NotFound,
             TransportError::NotAFile { .. } => ErrorKind::Invalid,
-            TransportError::Io { .. } => ErrorKind::Io,
+            TransportError::Io { .. } | TransportError::Body { .. } => ErrorKind::Io,
+            TransportError::Http { .. } => ErrorKind::Unavailable,
+            TransportError::Status { status, .. } => match status {
+                401 | 403 => ErrorKind::Denied,
+                404 => ErrorKind::NotFound,
+                _ => ErrorKind::Unavailable,
+            },
+            TransportError::Token { .. } => ErrorKind::Denied,
+            TransportError::BadUrl { .. } | TransportError::TooLarge { .. } => ErrorKind::Invalid,
+            TransportError::Blocked { .. }
+            | TransportError::PlainHttp { .. }
+            | TransportError::ForbiddenHeader { .. }
+            | TransportError::NotGranted { .. } => ErrorKind::Denied,
+            TransportError::AuthFile { .. } | TransportError::Config { .. } => ErrorKind::Usage,
         }
     }
 }

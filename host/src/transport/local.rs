@@ -30,23 +30,16 @@ impl LocalAccess {
             LocalKind::Directory => OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             LocalKind::File => OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
         };
-        let root = rustix::fs::open(path, flags, Mode::empty())
-            .map_err(|e| map_errno(e, "opening", "", path))?;
-        let access = LocalAccess {
-            root,
-            kind,
-            display: path.to_path_buf(),
-        };
+        let root = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| map_errno(e, "opening", "", path))?;
+        let access = LocalAccess { root, kind, display: path.to_path_buf() };
         if kind == LocalKind::File {
             access.check_regular(
-                File::from(access.root.try_clone().map_err(|e| {
-                    map_errno(
-                        Errno::from_io_error(&e).unwrap_or(Errno::IO),
-                        "opening",
-                        "",
-                        path,
-                    )
-                })?),
+                File::from(
+                    access
+                        .root
+                        .try_clone()
+                        .map_err(|e| map_errno(Errno::from_io_error(&e).unwrap_or(Errno::IO), "opening", "", path))?,
+                ),
                 "",
             )?;
         }
@@ -63,19 +56,11 @@ impl LocalAccess {
 
     /// Open a regular file: `rel` beneath a directory grant, or `""` for a file grant.
     pub fn open_file(&self, rel: &str) -> Result<File, TransportError> {
-        let escapes = || TransportError::Escapes {
-            path: rel.to_string(),
-            root: self.display.clone(),
-        };
+        let escapes = || TransportError::Escapes { path: rel.to_string(), root: self.display.clone() };
         match self.kind {
             LocalKind::File if rel.is_empty() => {
                 let fd = self.root.try_clone().map_err(|e| {
-                    map_errno(
-                        Errno::from_io_error(&e).unwrap_or(Errno::IO),
-                        "opening",
-                        rel,
-                        &self.display,
-                    )
+                    map_errno(Errno::from_io_error(&e).unwrap_or(Errno::IO), "opening", rel, &self.display)
                 })?;
                 Ok(File::from(fd))
             }
@@ -107,24 +92,19 @@ impl LocalAccess {
             source: e,
         })?;
         if !meta.is_file() {
-            return Err(TransportError::NotAFile {
-                path: rel.to_string(),
-                root: self.display.clone(),
-            });
+            return Err(TransportError::NotAFile { path: rel.to_string(), root: self.display.clone() });
         }
         Ok(file)
     }
 
     pub fn size(&self, rel: &str) -> Result<u64, TransportError> {
         let file = self.open_file(rel)?;
-        file.metadata()
-            .map(|m| m.len())
-            .map_err(|e| TransportError::Io {
-                action: "inspecting",
-                path: rel.to_string(),
-                root: self.display.clone(),
-                source: e,
-            })
+        file.metadata().map(|m| m.len()).map_err(|e| TransportError::Io {
+            action: "inspecting",
+            path: rel.to_string(),
+            root: self.display.clone(),
+            source: e,
+        })
     }
 
     /// Read up to `len` bytes at `offset`; fewer only at the end of the file.
@@ -133,14 +113,12 @@ impl LocalAccess {
         let mut buf = vec![0u8; len];
         let mut filled = 0;
         while filled < len {
-            let n = file
-                .read_at(&mut buf[filled..], offset + filled as u64)
-                .map_err(|e| TransportError::Io {
-                    action: "reading",
-                    path: rel.to_string(),
-                    root: self.display.clone(),
-                    source: e,
-                })?;
+            let n = file.read_at(&mut buf[filled..], offset + filled as u64).map_err(|e| TransportError::Io {
+                action: "reading",
+                path: rel.to_string(),
+                root: self.display.clone(),
+                source: e,
+            })?;
             if n == 0 {
                 break;
             }
@@ -157,12 +135,7 @@ fn map_errno(e: Errno, action: &'static str, rel: &str, root: &Path) -> Transpor
         // EXDEV: resolution left the root; ELOOP: a symlink loop or a magic link.
         Errno::XDEV | Errno::LOOP => TransportError::Escapes { path, root },
         Errno::NOENT | Errno::NOTDIR => TransportError::NotFound { path, root },
-        other => TransportError::Io {
-            action,
-            path,
-            root,
-            source: other.into(),
-        },
+        other => TransportError::Io { action, path, root, source: other.into() },
     }
 }
 
@@ -186,28 +159,12 @@ mod tests {
         let access = LocalAccess::open(&root, LocalKind::Directory).unwrap();
         assert_eq!(access.read_at("index.json", 0, 100).unwrap(), b"{}");
         assert_eq!(access.read_at("blobs/inside", 1, 100).unwrap(), b"}");
-        for escape in [
-            "../secret",
-            "/etc/passwd",
-            "blobs/relative-out",
-            "blobs/absolute-out",
-            "blobs/loop",
-            "",
-        ] {
+        for escape in ["../secret", "/etc/passwd", "blobs/relative-out", "blobs/absolute-out", "blobs/loop", ""] {
             let err = access.size(escape).unwrap_err();
-            assert!(
-                matches!(err, TransportError::Escapes { .. }),
-                "{escape}: {err}"
-            );
+            assert!(matches!(err, TransportError::Escapes { .. }), "{escape}: {err}");
         }
-        assert!(matches!(
-            access.size("missing").unwrap_err(),
-            TransportError::NotFound { .. }
-        ));
-        assert!(matches!(
-            access.size("blobs").unwrap_err(),
-            TransportError::NotAFile { .. }
-        ));
+        assert!(matches!(access.size("missing").unwrap_err(), TransportError::NotFound { .. }));
+        assert!(matches!(access.size("blobs").unwrap_err(), TransportError::NotAFile { .. }));
     }
 
     #[test]
@@ -217,9 +174,6 @@ mod tests {
         std::fs::write(&file, b"tarball").unwrap();
         let access = LocalAccess::open(&file, LocalKind::File).unwrap();
         assert_eq!(access.read_at("", 3, 2).unwrap(), b"ba");
-        assert!(matches!(
-            access.size("x").unwrap_err(),
-            TransportError::Escapes { .. }
-        ));
+        assert!(matches!(access.size("x").unwrap_err(), TransportError::Escapes { .. }));
     }
 }

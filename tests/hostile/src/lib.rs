@@ -8,9 +8,7 @@ wit_bindgen::generate!({
 
 use berth::handler::transport;
 use berth::handler::types::{Descriptor, Error};
-use exports::berth::handler::resolver::{
-    Guest, ImageFormat, ImageRecord, ResolveOptions, RuntimeConfig,
-};
+use exports::berth::handler::resolver::{Guest, ImageFormat, ImageRecord, ResolveOptions, RuntimeConfig};
 
 struct Hostile;
 
@@ -70,9 +68,7 @@ impl Guest for Hostile {
                 let cwd = std::fs::read_dir(".").map(|d| d.count());
                 let env = std::env::vars().count();
                 let args = std::env::args().count();
-                Err(Error::Io(format!(
-                    "file={file:?} cwd={cwd:?} env={env} args={args}"
-                )))
+                Err(Error::Io(format!("file={file:?} cwd={cwd:?} env={env} args={args}")))
             }
             "escape" => {
                 let up = transport::local_read("../../../../../etc/passwd", 0, 64);
@@ -86,19 +82,15 @@ impl Guest for Hostile {
                     headers: vec![],
                     body: None,
                 });
-                Err(Error::Io(format!(
-                    "request={:?}",
-                    r.map(|resp| resp.status)
-                )))
+                Err(Error::Io(format!("request={:?}", r.map(|resp| resp.status))))
             }
             "other-point" => Ok(record(
                 "cimd:oci-layout:v=0:file%3A%2F%2F%2Fetc?ref=other-point",
                 "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
             )),
-            "missing-blob" => Ok(record(
-                &point,
-                "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
-            )),
+            "missing-blob" => {
+                Ok(record(&point, "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"))
+            }
             "bad-digest" => Ok(record(&point, "sha256:../../etc/passwd")),
             other => Err(Error::Unsupported(format!("no behaviour {other:?}"))),
         }

@@ -14,8 +14,7 @@ pub const TARGET: &str = "wasm32-wasip2";
 /// Build `packages` (cdylib crates of this workspace) in release mode for wasm32-wasip2
 /// and return the path of each component, in order.
 pub fn build_components(packages: &[&str]) -> Vec<PathBuf> {
-    let manifest_dir =
-        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
     let workspace = find_workspace_root(&manifest_dir);
     for dir in ["wit", "handlers", "tests/hostile", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
@@ -24,9 +23,7 @@ pub fn build_components(packages: &[&str]) -> Vec<PathBuf> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
 
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
+    cmd.current_dir(&workspace).args(["build", "--release", "--target", TARGET, "--target-dir"]).arg(&target_dir);
     for p in packages {
         cmd.args(["-p", p]);
     }
@@ -42,9 +39,7 @@ pub fn build_components(packages: &[&str]) -> Vec<PathBuf> {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd
-        .status()
-        .expect("could not start cargo to build wasm components");
+    let status = cmd.status().expect("could not start cargo to build wasm components");
     if !status.success() {
         panic!(
             "building the wasm components {packages:?} failed; if the target is missing, \
@@ -54,10 +49,7 @@ pub fn build_components(packages: &[&str]) -> Vec<PathBuf> {
     packages
         .iter()
         .map(|p| {
-            let file = target_dir
-                .join(TARGET)
-                .join("release")
-                .join(format!("{}.wasm", p.replace('-', "_")));
+            let file = target_dir.join(TARGET).join("release").join(format!("{}.wasm", p.replace('-', "_")));
             assert!(file.exists(), "cargo did not produce {}", file.display());
             file
         })
@@ -67,9 +59,7 @@ pub fn build_components(packages: &[&str]) -> Vec<PathBuf> {
 fn find_workspace_root(start: &Path) -> PathBuf {
     start
         .ancestors()
-        .find(|dir| {
-            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
-        })
+        .find(|dir| std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]")))
         .expect("no workspace Cargo.toml above the crate")
         .to_path_buf()
 }

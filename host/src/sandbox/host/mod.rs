@@ -10,6 +10,7 @@ pub use store::{IngestStats, StoreCtx};
 pub use transport::TransportCtx;
 
 use super::bindings::berth::handler::types::{Error as WitError, Mismatch};
+use crate::ErrorKind;
 use crate::store::StoreError;
 use crate::transport::TransportError;
 
@@ -30,31 +31,24 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 fn transport_error(e: TransportError) -> WitError {
     let msg = chain(&e);
-    match e {
-        TransportError::Escapes { .. } | TransportError::NoLocalGrant => WitError::Denied(msg),
-        TransportError::NotFound { .. } => WitError::NotFound(msg),
-        TransportError::NotAFile { .. } => WitError::InvalidInput(msg),
-        TransportError::Io { .. } => WitError::Io(msg),
+    if let TransportError::Status { status: 401 | 403, .. } | TransportError::Token { .. } = e {
+        return WitError::Unauthorized(msg);
+    }
+    match e.kind() {
+        ErrorKind::Denied => WitError::Denied(msg),
+        ErrorKind::NotFound => WitError::NotFound(msg),
+        ErrorKind::Invalid | ErrorKind::Usage => WitError::InvalidInput(msg),
+        _ => WitError::Io(msg),
     }
 }
 
 fn store_error(e: StoreError) -> WitError {
     let msg = chain(&e);
     match e {
-        StoreError::DigestMismatch {
-            subject,
-            expected,
-            actual,
-        } => WitError::DigestMismatch(Mismatch {
-            expected: expected.to_string(),
-            actual: actual.to_string(),
-            subject,
-        }),
-        StoreError::SizeMismatch {
-            subject,
-            expected,
-            actual,
-        } => WitError::DigestMismatch(Mismatch {
+        StoreError::DigestMismatch { subject, expected, actual } => {
+            WitError::DigestMismatch(Mismatch { expected: expected.to_string(), actual: actual.to_string(), subject })
+        }
+        StoreError::SizeMismatch { subject, expected, actual } => WitError::DigestMismatch(Mismatch {
             expected: format!("{expected} bytes"),
             actual: format!("{actual} bytes"),
             subject,

@@ -7,12 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::transport::check_network;
 use super::{store_error, transport_error};
 use crate::sandbox::bindings::berth::handler::store::{Host, IngestRequest, Source};
 use crate::sandbox::bindings::berth::handler::types::Error as WitError;
+use crate::sandbox::grant::NetworkGrant;
 use crate::sandbox::state::HostTime;
-use crate::store::{Digest, Expected, IngestObserver, Ingested, Store};
-use crate::transport::{LocalAccess, TransportError};
+use crate::store::{Algorithm, Digest, Expected, IngestObserver, Ingested, Store};
+use crate::transport::{HttpClient, LocalAccess, TransportError};
 
 /// What a run's ingests did, for the fetch report.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -31,6 +33,8 @@ struct Counters {
 
 pub struct StoreCtx {
     pub(crate) handler: String,
+    pub(crate) http: Option<Arc<HttpClient>>,
+    pub(crate) network: NetworkGrant,
     pub(crate) store: Arc<Store>,
     pub(crate) local: Option<Arc<LocalAccess>>,
     pub(crate) observer: Arc<dyn IngestObserver>,
@@ -52,6 +56,8 @@ impl StoreCtx {
     ) -> StoreCtx {
         StoreCtx {
             handler,
+            http: None,
+            network: NetworkGrant::default(),
             store,
             local,
             observer,
@@ -72,50 +78,38 @@ impl StoreCtx {
 
     fn ingest_one(&self, req: &IngestRequest) -> Result<(), WitError> {
         let digest: Digest = req.digest.parse().map_err(store_error)?;
-        let expect = Expected {
-            digest: digest.clone(),
-            size: req.size,
-        };
+        let expect = Expected { digest: digest.clone(), size: req.size };
         if self.store.blobs().has(&digest) {
             self.counters.blobs_reused.fetch_add(1, Ordering::Relaxed);
             self.observer.finished(&digest, true);
             return Ok(());
         }
-        let (mut reader, subject) = self.open_source(&req.source)?;
+        let (mut reader, subject) = self.open_source(&req.source, req.size)?;
         self.observer.started(&digest, req.size, &req.media_type);
         let outcome = self
             .store
             .blobs()
-            .ingest(&mut reader, &expect, &subject, &mut |n| {
-                self.observer.advanced(&digest, n)
-            })
+            .ingest(&mut reader, &expect, &subject, &mut |n| self.observer.advanced(&digest, n))
             .map_err(store_error)?;
         match outcome {
             Ingested::Written => {
                 self.counters.blobs_written.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .bytes_written
-                    .fetch_add(req.size, Ordering::Relaxed);
+                self.counters.bytes_written.fetch_add(req.size, Ordering::Relaxed);
             }
             Ingested::AlreadyPresent => {
                 self.counters.blobs_reused.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.observer
-            .finished(&digest, outcome == Ingested::AlreadyPresent);
+        self.observer.finished(&digest, outcome == Ingested::AlreadyPresent);
         Ok(())
     }
 
-    fn open_source(&self, source: &Source) -> Result<(Box<dyn Read>, String), WitError> {
+    fn open_source(&self, source: &Source, size: u64) -> Result<(Box<dyn Read>, String), WitError> {
         match source {
             Source::Local(range) => {
-                let local = self
-                    .local
-                    .as_deref()
-                    .ok_or_else(|| transport_error(TransportError::NoLocalGrant))?;
+                let local = self.local.as_deref().ok_or_else(|| transport_error(TransportError::NoLocalGrant))?;
                 let mut file = local.open_file(&range.path).map_err(transport_error)?;
-                file.seek(SeekFrom::Start(range.offset))
-                    .map_err(|e| WitError::Io(e.to_string()))?;
+                file.seek(SeekFrom::Start(range.offset)).map_err(|e| WitError::Io(e.to_string()))?;
                 let subject = if range.path.is_empty() {
                     format!("{} at byte {}", local.root().display(), range.offset)
                 } else {
@@ -123,11 +117,17 @@ impl StoreCtx {
                 };
                 Ok((Box::new(file.take(range.length)), subject))
             }
-            Source::Http(http) => Err(WitError::Denied(format!(
-                "handler {} has no network grant, so {} cannot be downloaded",
-                self.handler,
-                http.urls.first().map_or("(no URL)", String::as_str)
-            ))),
+            Source::Http(source) => {
+                let first =
+                    source.urls.first().ok_or_else(|| WitError::InvalidInput("an http source needs a URL".into()))?;
+                let mut client = None;
+                for url in &source.urls {
+                    client = Some(check_network(&self.handler, &self.network, self.http.as_ref(), url)?);
+                }
+                let client = client.expect("at least one URL");
+                let reader = client.open_blob(&source.urls, &source.headers, size).map_err(transport_error)?;
+                Ok((Box::new(reader), first.clone()))
+            }
         }
     }
 }
@@ -136,8 +136,7 @@ impl Host for StoreCtx {
     fn ingest(&mut self, requests: Vec<IngestRequest>) -> Vec<Result<(), WitError>> {
         let this = &*self;
         this.host_time.measure(|| {
-            let results: Vec<Mutex<Option<Result<(), WitError>>>> =
-                requests.iter().map(|_| Mutex::new(None)).collect();
+            let results: Vec<Mutex<Option<Result<(), WitError>>>> = requests.iter().map(|_| Mutex::new(None)).collect();
             let next = AtomicUsize::new(0);
             let workers = this.concurrency.clamp(1, requests.len().max(1));
             std::thread::scope(|scope| {
@@ -154,26 +153,46 @@ impl Host for StoreCtx {
             });
             results
                 .into_iter()
-                .map(|m| {
-                    m.into_inner()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .expect("every request was run")
-                })
+                .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every request was run"))
                 .collect()
         })
     }
 
+    fn put(&mut self, bytes: Vec<u8>, digest: Option<String>, media_type: String) -> Result<String, WitError> {
+        if bytes.len() > self.read_cap as usize {
+            return Err(WitError::Denied(format!(
+                "a document of {} bytes is over the {}-byte cap of store.put",
+                bytes.len(),
+                self.read_cap
+            )));
+        }
+        let digest = match digest {
+            Some(d) => d.parse::<Digest>().map_err(store_error)?,
+            None => Digest::of_bytes(Algorithm::Sha256, &bytes),
+        };
+        let expect = Expected { digest: digest.clone(), size: bytes.len() as u64 };
+        let subject = format!("{media_type} document from handler {}", self.handler);
+        let outcome = self
+            .host_time
+            .measure(|| self.store.blobs().ingest(&mut bytes.as_slice(), &expect, &subject, &mut |_| {}))
+            .map_err(store_error)?;
+        let reused = outcome == Ingested::AlreadyPresent;
+        let counter = if reused { &self.counters.blobs_reused } else { &self.counters.blobs_written };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if !reused {
+            self.counters.bytes_written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+        self.observer.finished(&digest, reused);
+        Ok(digest.to_string())
+    }
+
     fn has(&mut self, digest: String) -> bool {
-        digest
-            .parse::<Digest>()
-            .is_ok_and(|d| self.store.blobs().has(&d))
+        digest.parse::<Digest>().is_ok_and(|d| self.store.blobs().has(&d))
     }
 
     fn read(&mut self, digest: String, offset: u64, length: u32) -> Result<Vec<u8>, WitError> {
         let digest: Digest = digest.parse().map_err(store_error)?;
         let len = length.min(self.read_cap) as usize;
-        self.host_time
-            .measure(|| self.store.blobs().read_at(&digest, offset, len))
-            .map_err(store_error)
+        self.host_time.measure(|| self.store.blobs().read_at(&digest, offset, len)).map_err(store_error)
     }
 }

@@ -1,0 +1,16 @@
+//! `cimd:docker` — a registry reference with Docker's naming defaults (`docker.io` is
+//! `registry-1.docker.io`, one-part names live under `library/`, no tag means `latest`).
+
+use berth_guest::Error;
+use berth_guest::exports::berth::handler::resolver::{Guest, ImageRecord, ResolveOptions};
+use berth_registry::Flavor;
+
+struct Docker;
+
+impl Guest for Docker {
+    fn resolve(point: String, options: ResolveOptions) -> Result<ImageRecord, Error> {
+        berth_registry::resolve(Flavor::Docker, &point, &options)
+    }
+}
+
+berth_guest::export_handler!(Docker);
