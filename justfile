@@ -14,6 +14,7 @@ setup:
     need=()
     command -v skopeo >/dev/null || need+=(skopeo)
     command -v umoci >/dev/null || need+=(umoci)
+    command -v docker-registry >/dev/null || need+=(docker-registry)
     [ -x /bin/busybox ] || need+=(busybox-static)
     command -v python3 >/dev/null || need+=(python3)
     if [ ${#need[@]} -gt 0 ]; then

@@ -4,5 +4,6 @@
 mod concurrency;
 mod fetch_layout;
 mod hostile_layouts;
+mod registry;
 mod sandbox;
 mod support;
