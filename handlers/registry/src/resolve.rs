@@ -106,6 +106,7 @@ fn get_document(r: &Reference, what: &str, expected: Option<&str>) -> Result<(De
             )));
         }
         404 => return Err(Error::NotFound(format!("manifest {what} of {}/{} not found", r.registry, r.name))),
+        s @ (429 | 500..=599) => return Err(Error::Unavailable(format!("{url} answered HTTP {s}"))),
         s => return Err(Error::Io(format!("{url} answered HTTP {s}"))),
     }
     let from_header =

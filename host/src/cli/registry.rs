@@ -9,7 +9,7 @@ use anyhow::Context as _;
 
 use berth::transport::auth::{self, Credential, Credentials};
 use berth::transport::registries::{self, RegistriesConfig};
-use berth::transport::{HttpClient, HttpOptions, Request};
+use berth::transport::{HttpClient, HttpOptions, Request, TransportError};
 
 use super::Ctx;
 use super::output::print;
@@ -114,11 +114,12 @@ pub fn login(_ctx: &Ctx, args: LoginArgs) -> anyhow::Result<ExitCode> {
         &Request { method: "GET".into(), url: format!("https://{host}/v2/"), headers: vec![], body: None },
         1 << 20,
     )?;
+    let status = TransportError::Status { url: resp.url.clone(), status: resp.status };
     if resp.status == 401 || resp.status == 403 {
-        anyhow::bail!("{host} refused the credentials of {} (HTTP {})", args.username, resp.status);
+        return Err(anyhow::Error::new(status).context(format!("{host} refused the credentials of {}", args.username)));
     }
     if !(200..300).contains(&resp.status) {
-        anyhow::bail!("{host} answered HTTP {} to /v2/; is it a registry?", resp.status);
+        return Err(anyhow::Error::new(status).context(format!("{host} is not a registry, or not working")));
     }
     let file = args.registry_args.login_file()?;
     auth::store_credential(&file, &host, &cred)?;

@@ -29,9 +29,11 @@ fn describe(e: &HandlerError) -> String {
         | HandlerError::Denied(m)
         | HandlerError::Unsupported(m)
         | HandlerError::InvalidInput(m)
+        | HandlerError::Unavailable(m)
         | HandlerError::Io(m) => m.clone(),
         HandlerError::DigestMismatch(m) => {
-            format!("{}: expected {}, got {}; nothing was stored", m.subject, m.expected, m.actual)
+            let what = if m.expected.ends_with(" bytes") { "size" } else { "digest" };
+            format!("{}: wrong {what}: expected {}, got {}; nothing was stored", m.subject, m.expected, m.actual)
         }
     }
 }
@@ -46,6 +48,7 @@ impl FetchError {
                 HandlerError::Unauthorized(_) | HandlerError::Denied(_) => ErrorKind::Denied,
                 HandlerError::DigestMismatch(_) => ErrorKind::Corrupt,
                 HandlerError::Unsupported(_) | HandlerError::InvalidInput(_) => ErrorKind::Invalid,
+                HandlerError::Unavailable(_) => ErrorKind::Unavailable,
                 HandlerError::Io(_) => ErrorKind::Io,
             },
             FetchError::BadRecord { .. } => ErrorKind::Sandbox,

@@ -234,10 +234,17 @@ impl HttpClient {
                     && (source.is_connect() || source.is_request()) =>
             {
                 // An insecure registry may speak only plain HTTP: try that, and remember.
+                // A TLS server answers plain HTTP with 400 (or not at all): then the TLS
+                // failure (an unknown CA, say) is the error worth reporting.
+                let https_error = TransportError::Http { url: url.to_string(), source };
                 let _ = url.set_scheme("http");
-                let r = self.send_authorized(method, &url, headers, body)?;
-                self.plain.lock().unwrap_or_else(|p| p.into_inner()).insert(authority.clone());
-                r
+                match self.send_authorized(method, &url, headers, body) {
+                    Ok(r) if r.status().as_u16() != 400 => {
+                        self.plain.lock().unwrap_or_else(|p| p.into_inner()).insert(authority.clone());
+                        r
+                    }
+                    _ => return Err(https_error),
+                }
             }
             other => other?,
         };

@@ -38,6 +38,7 @@ fn transport_error(e: TransportError) -> WitError {
         ErrorKind::Denied => WitError::Denied(msg),
         ErrorKind::NotFound => WitError::NotFound(msg),
         ErrorKind::Invalid | ErrorKind::Usage => WitError::InvalidInput(msg),
+        ErrorKind::Unavailable => WitError::Unavailable(msg),
         _ => WitError::Io(msg),
     }
 }
