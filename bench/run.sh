@@ -57,3 +57,6 @@ echo "  (layout blobs on disk: $size)"
 echo
 echo "sandbox costs (in-process, cargo bench)"
 BERTH_BENCH_LAYOUT="$work/layout" BERTH_BENCH_REF=small cargo bench -q -p berth --bench sandbox 2>/dev/null | sed 's/^/  /'
+
+echo
+bench/registry.sh

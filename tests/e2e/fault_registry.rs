@@ -291,3 +291,30 @@ fn a_handler_reaching_outside_its_grant_is_refused() {
     assert!(store.fsck().unwrap().is_clean());
     assert!(Path::new(&dir.path().join("store/blobs/sha256")).read_dir().map_or(0, |d| d.count()) == 0);
 }
+
+#[test]
+fn stored_layers_are_not_downloaded_again_and_progress_is_reported_as_json() {
+    let reg = FaultRegistry::start(|_, _| Action::Serve);
+    let root = Root::new();
+    let events = |stderr: &str| -> Vec<serde_json::Value> {
+        stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    };
+    let (code, _, err) = root.run(&["--json", "fetch", &point(&reg)]);
+    assert_eq!(code, 0, "{err}");
+    let first = events(&err);
+    let started: Vec<&str> =
+        first.iter().filter(|e| e["event"] == "blob-started").map(|e| e["digest"].as_str().unwrap()).collect();
+    assert!(started.contains(&reg.layer_digest.as_str()), "{err}");
+    assert!(first.iter().any(|e| e["event"] == "blob-done" && e["digest"] == reg.layer_digest.as_str()));
+    let blob_gets = || reg.seen("").iter().filter(|s| s.path.contains("/blobs/") && s.method == "GET").count();
+    let after_first = blob_gets();
+
+    // Resolved again at the source: the manifest is asked for, no blob is transferred.
+    let (code, _, err) = root.run(&["--json", "fetch", "--pull-policy", "update", &point(&reg)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(blob_gets(), after_first, "{:?}", reg.seen(""));
+    assert_eq!(reg.seen("/manifests/v1").iter().filter(|s| s.method == "GET").count(), 2);
+    let second = events(&err);
+    let done: Vec<&serde_json::Value> = second.iter().filter(|e| e["event"] == "blob-done").collect();
+    assert!(!done.is_empty() && done.iter().all(|e| e["reused"] == true), "{err}");
+}
