@@ -54,9 +54,11 @@ EOF
 
 large_layout
 start_registry
-skopeo copy -q --dest-tls-verify=false "oci:$work/layout:large" "docker://$addr/large-gzip:v1"
+# skopeo 1.9 reuses blobs it remembers pushing (its blob-info cache) even when asked for
+# another compression: forget them, push zstd first, and check what the registry holds.
+rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb ~/.local/share/containers/cache/blob-info-cache-v1.boltdb
 skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd "oci:$work/layout:large" "docker://$addr/large-zstd:v1"
-# skopeo may reuse the gzip blobs it pushed before for the "zstd" image: check what it holds.
+skopeo copy -q --dest-tls-verify=false "oci:$work/layout:large" "docker://$addr/large-gzip:v1"
 zstd_layers=$(skopeo inspect --raw --tls-verify=false "docker://$addr/large-zstd:v1" | python3 -c \
     'import json,sys; print(sum(l["mediaType"].endswith("+zstd") for l in json.load(sys.stdin)["layers"]))')
 command -v podman >/dev/null && podman_setup

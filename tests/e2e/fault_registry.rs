@@ -24,6 +24,8 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub range: Option<String>,
+    /// The authority of an absolute-URI request, as an HTTP proxy receives it.
+    pub proxied_for: Option<String>,
 }
 
 /// What the server does with a request.
@@ -114,7 +116,12 @@ impl Server {
             return;
         }
         let mut parts = line.split_whitespace();
-        let (Some(method), Some(path)) = (parts.next(), parts.next()) else { return };
+        let (Some(method), Some(target)) = (parts.next(), parts.next()) else { return };
+        // A proxied request names the whole URL: keep its path, and remember it was proxied.
+        let (path, proxied_for) = match target.strip_prefix("http://").and_then(|rest| rest.split_once('/')) {
+            Some((authority, path)) => (format!("/{path}"), Some(authority.to_string())),
+            None => (target.to_string(), None),
+        };
         if !line.ends_with("HTTP/1.1\r\n") {
             return;
         }
@@ -130,7 +137,7 @@ impl Server {
                 range = Some(v.trim().to_string());
             }
         }
-        let seen = Seen { method: method.to_string(), path: path.to_string(), range };
+        let seen = Seen { method: method.to_string(), path, range, proxied_for };
         let before = {
             let mut all = self.seen.lock().unwrap();
             let n = all.iter().filter(|s| s.path == seen.path && s.method == seen.method).count();
@@ -317,4 +324,28 @@ fn stored_layers_are_not_downloaded_again_and_progress_is_reported_as_json() {
     let second = events(&err);
     let done: Vec<&serde_json::Value> = second.iter().filter(|e| e["event"] == "blob-done").collect();
     assert!(!done.is_empty() && done.iter().all(|e| e["reused"] == true), "{err}");
+}
+
+/// `HTTP_PROXY` is honoured: a registry reachable only through the proxy (here the fake
+/// registry acting as one) is fetched through it.
+#[test]
+fn requests_go_through_the_proxy_from_the_environment() {
+    let proxy = FaultRegistry::start(|_, _| Action::Serve);
+    // Nothing listens on this address: only the proxy can answer for it.
+    let unreachable = "127.0.0.2:9";
+    let root = Root::new();
+    let mut cmd = root.cmd(&["--json", "fetch", &format!("oci://{unreachable}/app:v1")]);
+    cmd.env("HTTP_PROXY", format!("http://{}", proxy.addr)).env_remove("NO_PROXY").env_remove("no_proxy");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fetched: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fetched["manifest"], proxy.manifest_digest.as_str());
+    let seen = proxy.seen("");
+    assert!(!seen.is_empty() && seen.iter().all(|s| s.proxied_for.as_deref() == Some(unreachable)), "{seen:?}");
+
+    // NO_PROXY exempts it: then nothing answers.
+    let mut cmd = root.cmd(&["fetch", "--pull-policy", "update", &format!("oci://{unreachable}/app:v1")]);
+    cmd.env("HTTP_PROXY", format!("http://{}", proxy.addr)).env("NO_PROXY", "127.0.0.2");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(8), "{}", String::from_utf8_lossy(&out.stderr));
 }
