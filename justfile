@@ -22,7 +22,9 @@ setup:
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
-    rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+    for target in wasm32-wasip2 wasm32-unknown-unknown; do
+        rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+    done
 
 # Build the release binary target/release/berth, with its handler components embedded.
 build: setup
@@ -33,6 +35,7 @@ lint: setup
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --target wasm32-wasip2 -p berth-handler-oci-layout -p berth-handler-docker -p berth-handler-oci -p berth-registry -p berth-guest -p berth-hostile-handler -p berth-image-spec -- -D warnings
+    cargo clippy --target wasm32-unknown-unknown -p berth-policy-default -p berth-hostile-policy -- -D warnings
 
 # Everything CI runs: lints, unit tests, and end-to-end tests against real tools' images.
 test: setup lint

@@ -59,4 +59,8 @@ echo "sandbox costs (in-process, cargo bench)"
 BERTH_BENCH_LAYOUT="$work/layout" BERTH_BENCH_REF=small cargo bench -q -p berth --bench sandbox 2>/dev/null | sed 's/^/  /'
 
 echo
+echo "policy costs (in-process, cargo bench)"
+cargo bench -q -p berth --bench policy 2>/dev/null | sed 's/^/  /'
+
+echo
 bench/registry.sh

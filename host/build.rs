@@ -1,4 +1,4 @@
-//! Embed the built-in handler components in the host binary.
+//! Embed the built-in handler components and the default policy in the host binary.
 
 use std::fmt::Write;
 
@@ -16,6 +16,13 @@ fn main() {
         writeln!(code, "    ({kind:?}, include_bytes!({:?})),", file.display().to_string()).unwrap();
     }
     code.push_str("];\n");
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtin_handlers.rs");
-    std::fs::write(out, code).unwrap();
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out_dir.join("builtin_handlers.rs"), code).unwrap();
+
+    let policy = &berth_wasm_build::build_pure_components(&["berth-policy-default"])[0];
+    let code = format!(
+        "/// The default policy component (evaluates policy.toml).\npub const DEFAULT_POLICY: &[u8] = include_bytes!({:?});\n",
+        policy.display().to_string()
+    );
+    std::fs::write(out_dir.join("default_policy.rs"), code).unwrap();
 }

@@ -3,4 +3,6 @@
 fn main() {
     let files = berth_wasm_build::build_components(&["berth-hostile-handler"]);
     println!("cargo:rustc-env=BERTH_HOSTILE_HANDLER={}", files[0].display());
+    let policies = berth_wasm_build::build_pure_components(&["berth-hostile-policy"]);
+    println!("cargo:rustc-env=BERTH_HOSTILE_POLICY={}", policies[0].display());
 }

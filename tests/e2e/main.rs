@@ -5,6 +5,7 @@ mod concurrency;
 mod fault_registry;
 mod fetch_layout;
 mod hostile_layouts;
+mod policy;
 mod registry;
 mod sandbox;
 mod support;

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use crate::support::{Root, fixtures, run_tool, sha256_hex};
 
 /// A registry on a free loopback port, stopped when dropped.
-struct Registry {
+pub struct Registry {
     child: Child,
     _dir: tempfile::TempDir,
     pub addr: String,
 }
 
 impl Registry {
-    fn start() -> Registry {
+    pub fn start() -> Registry {
         Registry::start_with(|_, _| String::new())
     }
 
@@ -53,7 +53,7 @@ impl Registry {
     }
 
     /// `skopeo copy` a fixture ref into `repo:tag`, in `format` (oci or v2s2).
-    fn push(&self, layout: &Path, reference: &str, repo_tag: &str, format: &str) {
+    pub fn push(&self, layout: &Path, reference: &str, repo_tag: &str, format: &str) {
         self.push_with(layout, reference, repo_tag, &["--format", format]);
     }
 

@@ -16,4 +16,4 @@ mod point;
 
 pub use error::CimdError;
 pub use friendly::parse_friendly;
-pub use point::{DistributionPoint, PointKind};
+pub use point::{DistributionPoint, PointKind, unescape};

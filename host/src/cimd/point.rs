@@ -15,7 +15,8 @@ pub fn escape(s: &str) -> String {
     utf8_percent_encode(s, QUERY_ESCAPE).to_string()
 }
 
-fn unescape(s: &str) -> Result<String, String> {
+/// Undo the percent-escaping of a `cimd:` URI part.
+pub fn unescape(s: &str) -> Result<String, String> {
     percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| "escaped bytes are not UTF-8".to_string())
 }
 

@@ -65,6 +65,7 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode>
         options.http = Some(args.registry.client()?);
     }
 
+    options.policy = ctx.policy(true)?;
     let store = ctx.open_store(LockMode::Shared)?;
     let sandbox = ctx.sandbox()?;
     let progress = Arc::new(Progress::new(ctx.global.json, ctx.global.quiet));

@@ -6,6 +6,7 @@ mod fsck;
 mod gc;
 mod image;
 mod output;
+mod policy;
 mod progress;
 mod registry;
 
@@ -17,6 +18,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use berth::cimd::{self, DistributionPoint};
+use berth::policy::{self as policy_engine, Policy};
 use berth::sandbox::Sandbox;
 use berth::store::{LockMode, Store};
 
@@ -34,6 +36,7 @@ Exit codes:
 
 Environment:
   BERTH_ROOT   store directory (default /var/lib/berth as root, else ~/.local/share/berth)
+  BERTH_POLICY policy file (default ~/.config/berth/policy.toml, then /etc/berth/policy.toml)
   BERTH_LOG    log filter, e.g. debug or berth=trace (overrides -v)";
 
 /// Fetch, store, render and run container images, with a sandbox around every parser.
@@ -64,6 +67,13 @@ pub struct GlobalOpts {
     /// No progress bars or informational messages.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Policy file (TOML) deciding what may be fetched and run; see `berth policy --help`.
+    #[arg(long, global = true, env = "BERTH_POLICY", value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// A policy component (`berth:policy` world) to use instead of the built-in one; it
+    /// receives the policy file's text.
+    #[arg(long, global = true, env = "BERTH_POLICY_COMPONENT", value_name = "FILE.wasm")]
+    policy_component: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -81,6 +91,9 @@ enum Command {
     Login(registry::LoginArgs),
     /// Remove saved credentials for a registry.
     Logout(registry::LogoutArgs),
+    /// Image policy: evaluate what the configured policy decides, and why.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// What every command needs: the global options, and ways to open the store.
@@ -120,6 +133,37 @@ impl Ctx {
         Ok(Sandbox::new(Some(cache))?)
     }
 
+    /// The configured policy: `--policy`/`$BERTH_POLICY`, else the first default file
+    /// that exists; `None` when there is neither file nor `--policy-component`. Enforced
+    /// decisions are appended to `<root>/policy.log`; `audit: false` is for dry runs.
+    fn policy(&self, audit: bool) -> anyhow::Result<Option<Arc<Policy>>> {
+        let file = match &self.global.policy {
+            Some(f) => Some(f.clone()),
+            None => policy_engine::default_policy_files().into_iter().find(|f| f.exists()),
+        };
+        if file.is_none() && self.global.policy_component.is_none() {
+            return Ok(None);
+        }
+        let (config, origin) = match &file {
+            Some(f) => (
+                std::fs::read_to_string(f).with_context(|| format!("reading the policy file {}", f.display()))?,
+                f.display().to_string(),
+            ),
+            None => (String::new(), "(no policy file)".to_string()),
+        };
+        let cache = Some(self.root().join("cache").join("components"));
+        let loaded = match &self.global.policy_component {
+            Some(c) => {
+                let bytes =
+                    std::fs::read(c).with_context(|| format!("reading the policy component {}", c.display()))?;
+                Policy::load(&bytes, &c.display().to_string(), config, &origin, cache)?
+            }
+            None => Policy::builtin(config, &origin, cache)?,
+        };
+        let loaded = if audit { loaded.with_audit_log(self.root().join("policy.log")) } else { loaded };
+        Ok(Some(Arc::new(loaded)))
+    }
+
     /// Parse a user's image argument as a distribution point, friendly or canonical.
     fn point(&self, input: &str) -> anyhow::Result<DistributionPoint> {
         let cwd = std::env::current_dir().context("reading the current directory")?;
@@ -156,6 +200,7 @@ pub fn main() -> ExitCode {
         Command::Fsck(args) => fsck::run(&ctx, args),
         Command::Login(args) => registry::login(&ctx, args),
         Command::Logout(args) => registry::logout(&ctx, args),
+        Command::Policy(cmd) => policy::run(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use berth::ErrorKind;
 use berth::cimd::CimdError;
 use berth::fetch::FetchError;
+use berth::policy::PolicyError;
 use berth::sandbox::SandboxError;
 use berth::store::StoreError;
 use berth::transport::TransportError;
@@ -39,6 +40,9 @@ fn kind_of(e: &anyhow::Error) -> ErrorKind {
             return k;
         }
         if let Some(k) = cause.downcast_ref::<CimdError>().map(CimdError::kind) {
+            return k;
+        }
+        if let Some(k) = cause.downcast_ref::<PolicyError>().map(PolicyError::kind) {
             return k;
         }
         if let Some(k) = cause.downcast_ref::<TransportError>().map(TransportError::kind) {

@@ -1,6 +1,7 @@
 use thiserror::Error;
 
 use crate::ErrorKind;
+use crate::policy::PolicyError;
 use crate::sandbox::{HandlerError, SandboxError};
 use crate::store::StoreError;
 
@@ -16,6 +17,8 @@ pub enum FetchError {
     BadRecord { handler: String, reason: String },
     #[error("{point} is not in the store, and --pull-policy=never forbids fetching it")]
     NeverPull { point: String },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
@@ -52,6 +55,7 @@ impl FetchError {
                 HandlerError::Io(_) => ErrorKind::Io,
             },
             FetchError::BadRecord { .. } => ErrorKind::Sandbox,
+            FetchError::Policy(e) => e.kind(),
             FetchError::Sandbox(e) => e.kind(),
             FetchError::Store(e) => e.kind(),
         }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 pub use error::FetchError;
 
 use crate::cimd::{DistributionPoint, PointKind};
+use crate::policy::{self, DecisionPoint, Policy, PolicyError};
 use crate::sandbox::{
     CacheOutcome, Grant, IngestStats, Limits, LoadedHandler, ResolveOptions, RunContext, Sandbox, WitPlatform,
 };
@@ -55,11 +56,19 @@ pub struct FetchOptions {
     pub pull_policy: Option<PullPolicy>,
     /// The HTTP client for remote points; `None` makes one with default options.
     pub http: Option<Arc<HttpClient>>,
+    /// Decides before the fetch and after the resolve; `None`: everything is allowed.
+    pub policy: Option<Arc<Policy>>,
 }
 
 impl Default for FetchOptions {
     fn default() -> FetchOptions {
-        FetchOptions { platform: host_platform(), limits: Limits::default(), pull_policy: None, http: None }
+        FetchOptions {
+            platform: host_platform(),
+            limits: Limits::default(),
+            pull_policy: None,
+            http: None,
+            policy: None,
+        }
     }
 }
 
@@ -173,6 +182,7 @@ fn run_handler(
     observer: Arc<dyn IngestObserver>,
 ) -> Result<Fetched, FetchError> {
     let started = Instant::now();
+    decide(options, DecisionPoint::BeforeFetch(policy::facts::point(point)))?;
     let policy = options.pull_policy.unwrap_or_else(|| PullPolicy::default_for(point.kind()));
     if policy != PullPolicy::Update {
         if let Some(stored) = store.resolve_ref(&point.to_string())? {
@@ -206,6 +216,7 @@ fn run_handler(
     let wit_record = outcome.result.map_err(|error| FetchError::Handler { point: point.to_string(), error })?;
     let identity = HandlerIdentity { scheme: handler.name.clone(), digest: handler.digest.clone() };
     let record = record::from_handler(point, wit_record, identity)?;
+    decide(options, DecisionPoint::AfterResolve(policy::facts::resolved(point, &record, Vec::new(), "builtin")))?;
     store.commit_image(&record)?;
     Ok(Fetched {
         record,
@@ -214,6 +225,22 @@ fn run_handler(
         handler_cache: handler.cache,
         elapsed: started.elapsed(),
     })
+}
+
+/// Ask the policy, if there is one; a deny is an error.
+fn decide(options: &FetchOptions, point: DecisionPoint) -> Result<(), FetchError> {
+    let Some(policy) = &options.policy else { return Ok(()) };
+    let evaluated = policy.evaluate(&point);
+    if evaluated.decision.allow {
+        return Ok(());
+    }
+    let (stage, subject) = policy::facts::describe(&point);
+    Err(FetchError::Policy(PolicyError::Denied {
+        policy: format!("{} ({})", policy.config_origin(), policy.digest().short()),
+        stage,
+        subject,
+        reasons: evaluated.decision.reasons,
+    }))
 }
 
 /// Remembers which blobs a fetch wrote, passing every event on.

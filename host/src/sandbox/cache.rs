@@ -34,13 +34,13 @@ impl std::hash::Hasher for Sha256Hasher {
     }
 }
 
-pub(super) struct ComponentCache {
+pub(crate) struct ComponentCache {
     dir: Option<PathBuf>,
     fingerprint: String,
 }
 
 impl ComponentCache {
-    pub(super) fn new(engine: &Engine, dir: Option<PathBuf>) -> ComponentCache {
+    pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> ComponentCache {
         let mut h = Sha256Hasher(sha2::Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
         h.write(env!("CARGO_PKG_VERSION").as_bytes());
@@ -48,7 +48,7 @@ impl ComponentCache {
         ComponentCache { dir, fingerprint }
     }
 
-    pub(super) fn load_or_compile(
+    pub(crate) fn load_or_compile(
         &self,
         engine: &Engine,
         bytes: &[u8],

@@ -36,6 +36,7 @@ pub use bindings::exports::berth::handler::resolver::{
     ImageFormat as WitImageFormat, ImageRecord as WitImageRecord, ResolveOptions,
 };
 pub use cache::CacheOutcome;
+pub(crate) use cache::ComponentCache;
 pub use error::SandboxError;
 pub use grant::{Grant, Limits, LocalGrant, NetworkGrant};
 pub use host::IngestStats;
