@@ -61,6 +61,9 @@ BERTH_BENCH_LAYOUT="$work/layout" BERTH_BENCH_REF=small cargo bench -q -p berth 
 echo
 echo "policy costs (in-process, cargo bench)"
 cargo bench -q -p berth --bench policy 2>/dev/null | sed 's/^/  /'
+cargo build -q -p berth-tests --tests  # builds the SDK example handler component
+BERTH_BENCH_DROPIN=$PWD/target/wasm-components/wasm32-wasip2/release/berth_example_http_tar.wasm \
+    cargo bench -q -p berth --bench dropin 2>/dev/null | sed 's/^/  /'
 
 echo
 bench/registry.sh

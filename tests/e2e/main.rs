@@ -2,6 +2,7 @@
 //! and skopeo from Debian's static busybox; berth never builds its own test images.
 
 mod concurrency;
+mod dropin;
 mod fault_registry;
 mod fetch_layout;
 mod hostile_layouts;

@@ -23,3 +23,30 @@ pub mod blob;
 pub mod image;
 
 pub use berth::handler::types::Error;
+
+/// Declare what a handler needs, as JSON in a `berth:grants` custom section of its
+/// component (covered by its signature). berth grants the intersection of this, the
+/// distribution point, and the policy. Fields: `scheme` (the `cimd` type served),
+/// `network` (host patterns: `host`, `*.domain`, `*`), `local` (read the point's path),
+/// `max-response-bytes`, `time-budget-ms`, `memory-bytes`.
+///
+/// ```ignore
+/// berth_guest::declare_grants!(r#"{"scheme": "http-tar", "network": ["*"]}"#);
+/// ```
+#[macro_export]
+macro_rules! declare_grants {
+    ($json:literal) => {
+        #[used]
+        #[unsafe(link_section = "berth:grants")]
+        static BERTH_GRANTS: [u8; $json.len()] = {
+            let text = $json.as_bytes();
+            let mut out = [0u8; $json.len()];
+            let mut i = 0;
+            while i < text.len() {
+                out[i] = text[i];
+                i += 1;
+            }
+            out
+        };
+    };
+}

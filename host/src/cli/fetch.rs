@@ -66,6 +66,7 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode>
     }
 
     options.policy = ctx.policy(true)?;
+    options.dropins = Some(ctx.dropins());
     let store = ctx.open_store(LockMode::Shared)?;
     let sandbox = ctx.sandbox()?;
     let progress = Arc::new(Progress::new(ctx.global.json, ctx.global.quiet));

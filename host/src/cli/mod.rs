@@ -4,6 +4,7 @@
 mod fetch;
 mod fsck;
 mod gc;
+mod handler;
 mod image;
 mod output;
 mod policy;
@@ -18,8 +19,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use berth::cimd::{self, DistributionPoint};
+use berth::fetch::DropIns;
 use berth::policy::{self as policy_engine, Policy};
 use berth::sandbox::Sandbox;
+use berth::sandbox::dropin::{self, HandlerTrust};
 use berth::store::{LockMode, Store};
 
 const EXIT_CODES: &str = "\
@@ -91,6 +94,9 @@ enum Command {
     Login(registry::LoginArgs),
     /// Remove saved credentials for a registry.
     Logout(registry::LogoutArgs),
+    /// Drop-in handler components: list, add, verify, inspect, remove; trust their signers.
+    #[command(subcommand)]
+    Handler(handler::HandlerCommand),
     /// Image policy: evaluate what the configured policy decides, and why.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -126,6 +132,13 @@ impl Ctx {
         })
         .with_context(|| format!("opening the store at {}", root.display()))?;
         Ok(Arc::new(store))
+    }
+
+    /// Drop-in handlers: the store's and the system's handler directories, and the keys
+    /// trusted to sign them.
+    fn dropins(&self) -> Arc<DropIns> {
+        let root = self.root();
+        Arc::new(DropIns { dirs: dropin::default_dirs(&root), trust: HandlerTrust::new(&root) })
     }
 
     fn sandbox(&self) -> anyhow::Result<Sandbox> {
@@ -201,6 +214,7 @@ pub fn main() -> ExitCode {
         Command::Login(args) => registry::login(&ctx, args),
         Command::Logout(args) => registry::logout(&ctx, args),
         Command::Policy(cmd) => policy::run(&ctx, cmd),
+        Command::Handler(cmd) => handler::run(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ use berth::cimd::CimdError;
 use berth::fetch::FetchError;
 use berth::policy::PolicyError;
 use berth::sandbox::SandboxError;
+use berth::sandbox::dropin::DropInError;
 use berth::store::StoreError;
 use berth::transport::TransportError;
 
@@ -40,6 +41,9 @@ fn kind_of(e: &anyhow::Error) -> ErrorKind {
             return k;
         }
         if let Some(k) = cause.downcast_ref::<CimdError>().map(CimdError::kind) {
+            return k;
+        }
+        if let Some(k) = cause.downcast_ref::<DropInError>().map(DropInError::kind) {
             return k;
         }
         if let Some(k) = cause.downcast_ref::<PolicyError>().map(PolicyError::kind) {

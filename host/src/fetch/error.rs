@@ -2,6 +2,7 @@ use thiserror::Error;
 
 use crate::ErrorKind;
 use crate::policy::PolicyError;
+use crate::sandbox::dropin::DropInError;
 use crate::sandbox::{HandlerError, SandboxError};
 use crate::store::StoreError;
 
@@ -19,6 +20,8 @@ pub enum FetchError {
     NeverPull { point: String },
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    DropIn(#[from] DropInError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
@@ -56,6 +59,7 @@ impl FetchError {
             },
             FetchError::BadRecord { .. } => ErrorKind::Sandbox,
             FetchError::Policy(e) => e.kind(),
+            FetchError::DropIn(e) => e.kind(),
             FetchError::Sandbox(e) => e.kind(),
             FetchError::Store(e) => e.kind(),
         }

@@ -20,11 +20,13 @@ pub use error::FetchError;
 
 use crate::cimd::{DistributionPoint, PointKind};
 use crate::policy::{self, DecisionPoint, Policy, PolicyError};
+use crate::sandbox::dropin::Declaration;
 use crate::sandbox::{
     CacheOutcome, Grant, IngestStats, Limits, LoadedHandler, ResolveOptions, RunContext, Sandbox, WitPlatform,
 };
 use crate::store::{Digest, HandlerIdentity, ImageRecord, IngestObserver, Platform, Store};
 use crate::transport::{HttpClient, HttpOptions, LocalKind};
+pub use handlers::{DropIns, HandlerSource};
 
 /// When to contact the source, as rkt's `--pull-policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,8 @@ pub struct FetchOptions {
     pub http: Option<Arc<HttpClient>>,
     /// Decides before the fetch and after the resolve; `None`: everything is allowed.
     pub policy: Option<Arc<Policy>>,
+    /// Where signed drop-in handlers may come from; `None`: built-ins only.
+    pub dropins: Option<Arc<DropIns>>,
 }
 
 impl Default for FetchOptions {
@@ -68,6 +72,7 @@ impl Default for FetchOptions {
             pull_policy: None,
             http: None,
             policy: None,
+            dropins: None,
         }
     }
 }
@@ -134,7 +139,44 @@ fn grant_for(point: &DistributionPoint, options: &FetchOptions) -> Result<Grant,
     Ok(grant)
 }
 
-/// Fetch `point` into `store` with the built-in handler for its type.
+/// What a drop-in gets: the intersection of its declaration and the point. The network
+/// grant is the point's host, if the declaration allows it; local access is the point's
+/// path, if it declares `local`; limits are the lower of the declared and the configured.
+fn dropin_grant(point: &DistributionPoint, decl: &Declaration, options: &FetchOptions) -> Result<Grant, FetchError> {
+    let facts = policy::facts::point(point);
+    let mut grant = match (point.local_path(), facts.host) {
+        (Some(path), _) if decl.local => {
+            let meta = std::fs::metadata(&path)
+                .map_err(|_| FetchError::SourceNotFound { path: path.display().to_string() })?;
+            let kind = if meta.is_dir() { LocalKind::Directory } else { LocalKind::File };
+            Grant::local(path, kind)
+        }
+        (None, Some(host)) if decl.allows_host(&host) => Grant::network(vec![host]),
+        (None, Some(host)) if !decl.network.is_empty() => {
+            return Err(FetchError::Policy(PolicyError::Denied {
+                policy: "the handler's grant declaration".into(),
+                stage: "grant",
+                subject: point.to_string(),
+                reasons: vec![format!("host {host} is not among the declared hosts {}", decl.network.join(", "))],
+            }));
+        }
+        _ => Grant::default(),
+    };
+    grant.limits = options.limits.clone();
+    if let Some(ms) = decl.time_budget_ms {
+        grant.limits.time_budget = grant.limits.time_budget.min(Duration::from_millis(ms));
+    }
+    if let Some(cap) = decl.max_response_bytes {
+        grant.limits.read_cap = grant.limits.read_cap.min(u32::try_from(cap).unwrap_or(u32::MAX));
+    }
+    if let Some(mem) = decl.memory_bytes {
+        grant.limits.memory_bytes = grant.limits.memory_bytes.min(usize::try_from(mem).unwrap_or(usize::MAX));
+    }
+    Ok(grant)
+}
+
+/// Fetch `point` into `store` with the handler for its type: a trusted drop-in, else
+/// the built-in.
 pub fn fetch(
     store: &Arc<Store>,
     sandbox: &Sandbox,
@@ -142,12 +184,9 @@ pub fn fetch(
     options: &FetchOptions,
     observer: Arc<dyn IngestObserver>,
 ) -> Result<Fetched, FetchError> {
-    let bytes = handlers::builtin(point.kind()).ok_or_else(|| FetchError::NoHandler {
-        kind: point.kind().name().to_string(),
-        available: handlers::builtin_types().join(", "),
-    })?;
-    let handler = sandbox.load(point.kind().name(), bytes)?;
-    fetch_with_handler(store, sandbox, &handler, point, options, observer)
+    let chosen = handlers::choose(point.kind(), options.dropins.as_deref())?;
+    let handler = sandbox.load(&chosen.scheme, &chosen.bytes)?;
+    fetch_from(store, sandbox, &handler, &chosen.source, point, options, observer)
 }
 
 /// Fetch `point` with a given handler. On failure, blobs this fetch wrote that no image
@@ -160,8 +199,20 @@ pub fn fetch_with_handler(
     options: &FetchOptions,
     observer: Arc<dyn IngestObserver>,
 ) -> Result<Fetched, FetchError> {
+    fetch_from(store, sandbox, handler, &HandlerSource::Builtin, point, options, observer)
+}
+
+fn fetch_from(
+    store: &Arc<Store>,
+    sandbox: &Sandbox,
+    handler: &LoadedHandler,
+    source: &HandlerSource,
+    point: &DistributionPoint,
+    options: &FetchOptions,
+    observer: Arc<dyn IngestObserver>,
+) -> Result<Fetched, FetchError> {
     let journal = Arc::new(Journal { inner: observer, written: Mutex::new(Vec::new()) });
-    let result = run_handler(store, sandbox, handler, point, options, journal.clone());
+    let result = run_handler(store, sandbox, handler, source, point, options, journal.clone());
     if result.is_err() {
         let written = std::mem::take(&mut *journal.written.lock().unwrap_or_else(|p| p.into_inner()));
         match store.discard_unreferenced(&written) {
@@ -177,6 +228,7 @@ fn run_handler(
     store: &Arc<Store>,
     sandbox: &Sandbox,
     handler: &LoadedHandler,
+    source: &HandlerSource,
     point: &DistributionPoint,
     options: &FetchOptions,
     observer: Arc<dyn IngestObserver>,
@@ -198,7 +250,10 @@ fn run_handler(
             return Err(FetchError::NeverPull { point: point.to_string() });
         }
     }
-    let grant = grant_for(point, options)?;
+    let grant = match source {
+        HandlerSource::Builtin => grant_for(point, options)?,
+        HandlerSource::DropIn { declaration, .. } => dropin_grant(point, declaration, options)?,
+    };
     let http = if grant.network.hosts.is_empty() {
         None
     } else {
@@ -216,7 +271,10 @@ fn run_handler(
     let wit_record = outcome.result.map_err(|error| FetchError::Handler { point: point.to_string(), error })?;
     let identity = HandlerIdentity { scheme: handler.name.clone(), digest: handler.digest.clone() };
     let record = record::from_handler(point, wit_record, identity)?;
-    decide(options, DecisionPoint::AfterResolve(policy::facts::resolved(point, &record, Vec::new(), "builtin")))?;
+    decide(
+        options,
+        DecisionPoint::AfterResolve(policy::facts::resolved(point, &record, Vec::new(), &source.describe())),
+    )?;
     store.commit_image(&record)?;
     Ok(Fetched {
         record,

@@ -14,6 +14,7 @@
 
 mod bindings;
 mod cache;
+pub mod dropin;
 mod engine;
 mod error;
 mod grant;

@@ -44,7 +44,9 @@ pub fn build_pure_components(packages: &[&str]) -> Vec<PathBuf> {
 fn cargo_build(packages: &[&str], target: &str) -> Vec<PathBuf> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
     let workspace = find_workspace_root(&manifest_dir);
-    for dir in ["wit", "handlers", "policies", "tests/hostile", "tests/hostile-policy", "Cargo.lock", "Cargo.toml"] {
+    for dir in
+        ["wit", "handlers", "policies", "examples", "tests/hostile", "tests/hostile-policy", "Cargo.lock", "Cargo.toml"]
+    {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     let target_dir = workspace.join("target").join("wasm-components");
