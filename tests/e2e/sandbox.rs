@@ -129,6 +129,18 @@ fn a_handler_cannot_claim_another_point_or_unstored_blobs() {
 }
 
 #[test]
+fn a_forged_ingest_digest_and_a_traversal_layer_path_are_refused() {
+    let s = setup();
+    let m = handler_message(provoke(&s, "forged-ingest", &FetchOptions::default()));
+    assert!(m.contains("DigestMismatch") && m.contains("2c26b46b"), "{m}");
+    let err = provoke(&s, "traversal-layer", &FetchOptions::default()).err().unwrap();
+    assert!(matches!(err, FetchError::BadRecord { .. }), "{err}");
+    assert!(s.store.images().unwrap().is_empty());
+    assert!(s.store.fsck().unwrap().is_clean());
+    assert_still_serves(&s);
+}
+
+#[test]
 fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let first = Sandbox::new(Some(dir.path().to_path_buf())).unwrap();

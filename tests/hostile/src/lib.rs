@@ -135,6 +135,33 @@ impl Guest for Hostile {
                 Ok(record(&point, "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"))
             }
             "bad-digest" => Ok(record(&point, "sha256:../../etc/passwd")),
+            "forged-ingest" => {
+                // Ask the host to store index.json's bytes under a digest they do not have.
+                use berth::handler::store::{IngestRequest, LocalRange, Source, ingest};
+                let size = transport::local_size("index.json")?;
+                let forged = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+                let results = ingest(&[IngestRequest {
+                    source: Source::Local(LocalRange { path: "index.json".into(), offset: 0, length: size }),
+                    digest: forged.into(),
+                    size,
+                    media_type: "application/json".into(),
+                }]);
+                Err(Error::Io(format!("ingest={results:?}")))
+            }
+            "traversal-layer" => {
+                // A record whose layer "digest" is a path out of the store.
+                let mut r = record(&point, "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae");
+                r.layers.push(exports::berth::handler::resolver::Layer {
+                    blob: Descriptor {
+                        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+                        digest: "sha256:../../../../etc/passwd".into(),
+                        size: 1,
+                        annotations: vec![],
+                    },
+                    diff_id: Some("sha256:../../../../etc/shadow".into()),
+                });
+                Ok(r)
+            }
             "outside-grant" => {
                 // Its own registry is granted; any other host, for requests or ingests, is not.
                 let own = get(&format!("http://{}/v2/", registry(&point)), vec![]).map(|r| r.status);
