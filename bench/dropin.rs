@@ -4,27 +4,12 @@
 //!
 //! Needs `BERTH_BENCH_DROPIN`: an unsigned handler component (the SDK example).
 
-use std::time::{Duration, Instant};
-
 use berth::sandbox::Sandbox;
 use berth::sandbox::dropin::{DropIn, HandlerTrust};
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
+#[path = "timing.rs"]
+mod timing;
+use timing::time;
 
 fn main() {
     let component = std::fs::read(std::env::var("BERTH_BENCH_DROPIN").expect("BERTH_BENCH_DROPIN")).unwrap();

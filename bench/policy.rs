@@ -2,26 +2,11 @@
 //! (compile vs cached), and one warm decision at each decision point — a fresh instance,
 //! the TOML parse and the rules, under fuel metering.
 
-use std::time::{Duration, Instant};
-
 use berth::policy::{DecisionPoint, PointFacts, Policy, ResolvedFacts, RunFacts, VolumeFacts};
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
+#[path = "timing.rs"]
+mod timing;
+use timing::time;
 
 const POLICY: &str = r#"
 default = "accept"

@@ -9,7 +9,6 @@
 //! Needs `BERTH_BENCH_LAYOUT` (an OCI layout) and `BERTH_BENCH_REF`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use berth::cimd::{DistributionPoint, PointKind};
 use berth::fetch::{self, FetchOptions, handlers};
@@ -17,22 +16,9 @@ use berth::sandbox::{Grant, ResolveOptions, RunContext, Sandbox, WitPlatform};
 use berth::store::{LockMode, NoProgress, Store};
 use berth::transport::LocalKind;
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
+#[path = "timing.rs"]
+mod timing;
+use timing::time;
 
 fn main() {
     let layout = std::path::PathBuf::from(std::env::var("BERTH_BENCH_LAYOUT").expect("BERTH_BENCH_LAYOUT"));

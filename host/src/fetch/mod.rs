@@ -121,13 +121,7 @@ pub fn parse_platform(s: &str) -> Option<Platform> {
 /// The least a handler needs for `point`.
 fn grant_for(point: &DistributionPoint, options: &FetchOptions) -> Result<Grant, FetchError> {
     let mut grant = match point.kind() {
-        PointKind::OciLayout => {
-            let path = point.local_path().expect("oci-layout points have a path");
-            let meta = std::fs::metadata(&path)
-                .map_err(|_| FetchError::SourceNotFound { path: path.display().to_string() })?;
-            let kind = if meta.is_dir() { LocalKind::Directory } else { LocalKind::File };
-            Grant::local(path, kind)
-        }
+        PointKind::OciLayout => local_grant(point.local_path().expect("oci-layout points have a path"))?,
         PointKind::Docker | PointKind::Oci => {
             // The registry host is the data's first component (canonical points name it).
             let registry = point.data().split('/').next().unwrap_or_default().to_ascii_lowercase();
@@ -139,18 +133,20 @@ fn grant_for(point: &DistributionPoint, options: &FetchOptions) -> Result<Grant,
     Ok(grant)
 }
 
+/// Read-only access to one local directory or file.
+fn local_grant(path: std::path::PathBuf) -> Result<Grant, FetchError> {
+    let meta = std::fs::metadata(&path).map_err(|_| FetchError::SourceNotFound { path: path.display().to_string() })?;
+    let kind = if meta.is_dir() { LocalKind::Directory } else { LocalKind::File };
+    Ok(Grant::local(path, kind))
+}
+
 /// What a drop-in gets: the intersection of its declaration and the point. The network
 /// grant is the point's host, if the declaration allows it; local access is the point's
 /// path, if it declares `local`; limits are the lower of the declared and the configured.
 fn dropin_grant(point: &DistributionPoint, decl: &Declaration, options: &FetchOptions) -> Result<Grant, FetchError> {
     let facts = policy::facts::point(point);
     let mut grant = match (point.local_path(), facts.host) {
-        (Some(path), _) if decl.local => {
-            let meta = std::fs::metadata(&path)
-                .map_err(|_| FetchError::SourceNotFound { path: path.display().to_string() })?;
-            let kind = if meta.is_dir() { LocalKind::Directory } else { LocalKind::File };
-            Grant::local(path, kind)
-        }
+        (Some(path), _) if decl.local => local_grant(path)?,
         (None, Some(host)) if decl.allows_host(&host) => Grant::network(vec![host]),
         (None, Some(host)) if !decl.network.is_empty() => {
             return Err(FetchError::Policy(PolicyError::Denied {
