@@ -54,6 +54,28 @@ pub struct Db {
     path: PathBuf,
 }
 
+/// An exclusive `flock` on `<db>.open-lock`, held only while a connection is set up.
+struct OpenLock {
+    _file: std::fs::File,
+}
+
+impl OpenLock {
+    fn acquire(db: &Path) -> Result<OpenLock, StoreError> {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".open-lock");
+        let path = PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(super::error::io("opening", &path))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| super::error::io("locking", &path)(e.into()))?;
+        Ok(OpenLock { _file: file })
+    }
+}
+
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -61,6 +83,9 @@ fn now() -> i64 {
 impl Db {
     pub fn open(path: &Path) -> Result<Db, StoreError> {
         let err = |source| StoreError::Database { path: path.to_path_buf(), source };
+        // Switching a new database to WAL and migrating it answer SQLITE_BUSY at once,
+        // without the busy handler, when another process does the same: take turns.
+        let _opening = OpenLock::acquire(path)?;
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
