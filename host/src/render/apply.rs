@@ -594,6 +594,7 @@ mod tests {
             h.set_uid(rustix::process::geteuid().as_raw() as u64);
             h.set_gid(rustix::process::getegid().as_raw() as u64);
             h.set_mtime(1_700_000_000);
+            h.set_size(0);
             match kind {
                 'd' => h.set_entry_type(EntryType::Directory),
                 's' => {
