@@ -17,6 +17,7 @@ setup:
     command -v docker-registry >/dev/null || need+=(docker-registry)
     [ -x /bin/busybox ] || need+=(busybox-static)
     command -v python3 >/dev/null || need+=(python3)
+    command -v zstd >/dev/null || need+=(zstd)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# berth fetch vs skopeo copy of the same OCI layout, medians of RUNS runs each, plus the
-# sandbox's start-up and per-fetch costs. Run from the repository root (`just bench`).
+# berth fetch vs skopeo copy of the same OCI layout, medians of RUNS runs each, berth image
+# render vs umoci (bench/render.sh), plus the sandbox's start-up and per-fetch costs.
+# Run from the repository root (`just bench`).
 set -euo pipefail
 RUNS=${RUNS:-7}
 berth=$PWD/target/release/berth
@@ -53,6 +54,9 @@ for ref in small large; do
     python3 -c "print(f'  {\"$ref\":6} berth {${mb}*1000:8.1f} ms   skopeo {${ms}*1000:8.1f} ms   ratio berth/skopeo {${mb}/${ms}:.3f}')"
 done
 echo "  (layout blobs on disk: $size)"
+
+echo
+bench/render.sh
 
 echo
 echo "sandbox costs (in-process, cargo bench)"

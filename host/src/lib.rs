@@ -7,6 +7,7 @@
 pub mod cimd;
 pub mod fetch;
 pub mod policy;
+pub mod render;
 pub mod sandbox;
 pub mod store;
 pub mod transport;

@@ -8,5 +8,7 @@ mod fetch_layout;
 mod hostile_layouts;
 mod policy;
 mod registry;
+mod render;
 mod sandbox;
 mod support;
+mod tree;

@@ -11,12 +11,16 @@ pub struct GcArgs {}
 pub fn run(ctx: &Ctx, _args: GcArgs) -> anyhow::Result<std::process::ExitCode> {
     let store = ctx.open_store(LockMode::Exclusive)?;
     let report = store.gc()?;
+    let snapshots = berth::render::remove_unused_snapshots(&store)?;
     if ctx.global.json {
-        print_json(&report)?;
+        let mut value = serde_json::to_value(&report)?;
+        value["snapshots_removed"] = snapshots.into();
+        print_json(&value)?;
     } else {
         print(&format!(
-            "removed {} blobs and {} temporary files, freeing {}\n",
+            "removed {} blobs, {} snapshots and {} temporary files, freeing {}\n",
             report.blobs_removed,
+            snapshots,
             report.temp_files_removed,
             human_size(report.bytes_freed)
         ))?;

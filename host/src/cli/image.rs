@@ -1,8 +1,10 @@
 //! `berth image …`: list, inspect, cat-manifest, rm.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -25,6 +27,17 @@ pub enum ImageCommand {
     CatManifest {
         /// A distribution point it was fetched by, or a digest or ID prefix.
         image: String,
+    },
+    /// Render an image's root file system into DIR: a flattened copy of its layers
+    /// (DIR must not exist, or be empty), or with --overlay an overlay mount of its
+    /// layer snapshots at DIR/rootfs (with DIR/upper and DIR/work), left mounted.
+    Render {
+        /// A distribution point it was fetched by, or a digest or ID prefix.
+        image: String,
+        dir: PathBuf,
+        /// Mount an overlay of the image's snapshots instead of copying.
+        #[arg(long)]
+        overlay: bool,
     },
     /// Remove refs or images. A point removes that ref (and the image when no other ref
     /// names it); a digest removes the image and all its refs. Unneeded blobs are then
@@ -69,6 +82,7 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             print(&String::from_utf8_lossy(&bytes))?;
             Ok(ExitCode::SUCCESS)
         }
+        ImageCommand::Render { image, dir, overlay } => render(ctx, &image, &dir, overlay),
         ImageCommand::Rm { images, keep_blobs } => rm(ctx, &images, keep_blobs),
     }
 }
@@ -125,6 +139,35 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn render(ctx: &Ctx, input: &str, dir: &Path, overlay: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store(LockMode::Shared)?;
+    let image = ctx.find(&store, input)?;
+    let (rootfs, report) = if overlay {
+        let mut mounted = berth::render::mount_rootfs(&store, &image, dir).with_context(|| {
+            format!("rendering {} as an overlay at {}", image.record.manifest.digest, dir.display())
+        })?;
+        let report = std::mem::take(&mut mounted.report);
+        (mounted.keep_mounted(), report)
+    } else {
+        let report = berth::render::flatten(&store, &image, dir)
+            .with_context(|| format!("rendering {} into {}", image.record.manifest.digest, dir.display()))?;
+        (dir.to_path_buf(), report)
+    };
+    if ctx.global.json {
+        print_json(&json!({ "image": image.record.manifest.digest, "rootfs": rootfs, "layers": report.layers }))?;
+    } else if !ctx.global.quiet {
+        let reused = report.layers.iter().filter(|l| l.action == "reused").count();
+        print(&format!(
+            "rendered {} ({} layers, {} reused) at {}\n",
+            image.record.manifest.digest.short(),
+            report.layers.len(),
+            reused,
+            rootfs.display()
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store(LockMode::Exclusive)?;
     let mut removed = Vec::new();
@@ -136,6 +179,9 @@ fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode
         removed.push(json!({ "input": input, "image": digest, "imageRemoved": remaining == 0 }));
     }
     let gc = if keep_blobs { None } else { Some(store.gc()?) };
+    if !keep_blobs {
+        berth::render::remove_unused_snapshots(&store)?;
+    }
     if ctx.global.json {
         print_json(&json!({ "removed": removed, "gc": gc }))?;
     } else {

@@ -83,10 +83,10 @@ pub struct GlobalOpts {
 enum Command {
     /// Fetch an image into the store and print its canonical distribution point.
     Fetch(fetch::FetchArgs),
-    /// List, inspect and remove stored images.
+    /// List, inspect, render and remove stored images.
     #[command(subcommand)]
     Image(image::ImageCommand),
-    /// Remove blobs no stored image needs, and leftovers of interrupted fetches.
+    /// Remove blobs and layer snapshots no stored image needs, and leftovers of interrupted work.
     Gc(gc::GcArgs),
     /// Re-hash every blob; move corrupt ones to quarantine and report missing ones.
     Fsck(fsck::FsckArgs),

@@ -7,6 +7,7 @@ use berth::ErrorKind;
 use berth::cimd::CimdError;
 use berth::fetch::FetchError;
 use berth::policy::PolicyError;
+use berth::render::RenderError;
 use berth::sandbox::SandboxError;
 use berth::sandbox::dropin::DropInError;
 use berth::store::StoreError;
@@ -32,6 +33,9 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 fn kind_of(e: &anyhow::Error) -> ErrorKind {
     for cause in e.chain() {
         if let Some(k) = cause.downcast_ref::<FetchError>().map(FetchError::kind) {
+            return k;
+        }
+        if let Some(k) = cause.downcast_ref::<RenderError>().map(RenderError::kind) {
             return k;
         }
         if let Some(k) = cause.downcast_ref::<StoreError>().map(StoreError::kind) {

@@ -1,0 +1,73 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::ErrorKind;
+use crate::store::{Digest, StoreError};
+
+#[derive(Debug, Error)]
+pub enum RenderError {
+    /// A layer entry tried to reach outside the rootfs, or is otherwise malformed in a
+    /// way that only a hostile or broken layer produces.
+    #[error("layer {layer}: entry {entry:?} rejected: {reason}")]
+    Hostile { layer: Digest, entry: String, reason: String },
+    #[error("layer {layer}: entry {entry:?}: {action}")]
+    Entry {
+        layer: Digest,
+        entry: String,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("layer {layer}: reading the tar stream")]
+    Tar {
+        layer: Digest,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("layer {layer}: uncompressed digest is {actual}, the image says {expected}; the rootfs was discarded")]
+    DiffIdMismatch { layer: Digest, expected: Digest, actual: Digest },
+    #[error("layer {layer}: media type {media_type:?} is not a tar layer berth can unpack")]
+    UnsupportedMediaType { layer: Digest, media_type: String },
+    #[error(
+        "layer {layer}: entry {entry:?} is a hardlink to {target:?} in a lower layer, which a snapshot cannot hold; render with --no-overlay"
+    )]
+    LowerHardlink { layer: Digest, entry: String, target: String },
+    #[error("render target {0} already exists and is not an empty directory")]
+    TargetExists(PathBuf),
+    #[error("mounting the overlay rootfs at {path}")]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RenderError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RenderError::Hostile { .. } | RenderError::UnsupportedMediaType { .. } => ErrorKind::Invalid,
+            RenderError::LowerHardlink { .. } => ErrorKind::Invalid,
+            RenderError::DiffIdMismatch { .. } => ErrorKind::Corrupt,
+            RenderError::TargetExists(_) => ErrorKind::Usage,
+            RenderError::Mount { .. } => ErrorKind::Unavailable,
+            RenderError::Entry { .. } | RenderError::Tar { .. } | RenderError::Io { .. } => ErrorKind::Io,
+            RenderError::Store(e) => e.kind(),
+        }
+    }
+}
+
+/// Attach the action and path to an io::Error.
+pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RenderError {
+    let path = path.into();
+    move |source| RenderError::Io { action, path, source }
+}

@@ -1,0 +1,107 @@
+//! A layer blob as a stream of tar bytes: decompressed by media type, and hashed as it
+//! is read so the uncompressed digest can be checked against the image's `diff_id`.
+
+use std::io::{BufReader, Read};
+
+use super::RenderError;
+use crate::store::{Algorithm, Digest, Hasher, Layer, Store};
+
+/// Bytes read from the blob at a time.
+const READ_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The compression a layer media type names (OCI and Docker), or None if the type
+    /// is no tar layer.
+    pub fn of_media_type(media_type: &str) -> Option<Compression> {
+        match media_type {
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Compression::Gzip),
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Reads through to an inner reader, hashing every byte.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R, algorithm: Algorithm) -> Self {
+        HashingReader { inner, hasher: Hasher::new(algorithm) }
+    }
+
+    /// Read what is left (tar pads past its end-of-archive blocks) and return the digest.
+    pub fn finish(mut self) -> std::io::Result<Digest> {
+        std::io::copy(&mut self, &mut std::io::sink())?;
+        Ok(self.hasher.finish())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Open a layer's blob and return its uncompressed tar stream, hashed with the
+/// algorithm of its diff_id (sha256 when the record has none).
+pub fn open(store: &Store, layer: &Layer) -> Result<HashingReader<Box<dyn Read + Send>>, RenderError> {
+    let digest = &layer.blob.digest;
+    let compression = Compression::of_media_type(&layer.blob.media_type).ok_or_else(|| {
+        RenderError::UnsupportedMediaType { layer: digest.clone(), media_type: layer.blob.media_type.clone() }
+    })?;
+    let file = BufReader::with_capacity(READ_BUFFER, store.blobs().open_blob(digest)?);
+    let tar: Box<dyn Read + Send> = match compression {
+        Compression::None => Box::new(file),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(file)
+                .map_err(|source| RenderError::Tar { layer: digest.clone(), source })?,
+        ),
+    };
+    let algorithm = layer.diff_id.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
+    Ok(HashingReader::new(tar, algorithm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_and_oci_media_types_map_to_their_compression() {
+        assert_eq!(
+            Compression::of_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(Compression::of_media_type("application/vnd.oci.image.layer.v1.tar+zstd"), Some(Compression::Zstd));
+        assert_eq!(Compression::of_media_type("application/vnd.oci.image.layer.v1.tar"), Some(Compression::None));
+        assert_eq!(Compression::of_media_type("application/vnd.oci.image.config.v1+json"), None);
+    }
+
+    #[test]
+    fn hashing_reader_hashes_the_tail_too() {
+        let data = b"0123456789".repeat(1000);
+        let mut r = HashingReader::new(&data[..], Algorithm::Sha256);
+        let mut head = [0u8; 10];
+        r.read_exact(&mut head).unwrap();
+        assert_eq!(r.finish().unwrap(), Digest::of_bytes(Algorithm::Sha256, &data));
+    }
+}

@@ -1,0 +1,111 @@
+//! Render: an image's layers → a root file system.
+//!
+//! Two ways, one tar walker ([`apply::Applier`]) underneath:
+//! - [`flatten`] applies every layer, in order, into one fresh directory, carrying out
+//!   whiteouts as deletions. Portable; what `berth image render` writes.
+//! - [`mount_rootfs`] unpacks each layer once into its *snapshot* and mounts an overlay
+//!   of the image's snapshots plus a fresh upper directory. Layers shared by images are
+//!   unpacked once.
+//!
+//! Glossary:
+//! - *layer*: a tar stream (maybe gzip or zstd compressed) stored as a blob; its
+//!   *diff ID* is the digest of the uncompressed stream, checked while it is applied.
+//! - *whiteout*: an OCI layer entry `.wh.<name>` that hides `<name>` of lower layers;
+//!   the *opaque whiteout* `.wh..wh..opq` hides all lower entries of its directory.
+//! - *snapshot*: `snapshots/<alg>-<hex of diff ID>/`, one layer unpacked with its
+//!   whiteouts in overlayfs form (char device 0/0, `trusted.overlay.opaque=y`). Written
+//!   in `snapshots/.tmp-*` and renamed when complete: a visible snapshot is complete.
+//! - *rootfs*: what a container sees as `/`.
+//!
+//! Nothing in a layer can create or change anything outside the directory it is
+//! applied to: see [`apply`] for the rules. A render that fails leaves nothing behind.
+
+mod apply;
+mod error;
+mod layer;
+mod mount;
+mod snapshot;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+pub use apply::{ApplyStats, OVERLAY_OPAQUE_XATTR, Whiteouts};
+pub use error::RenderError;
+pub use layer::Compression;
+pub use mount::{MountedRootfs, mount_rootfs};
+pub use snapshot::{SnapshotUse, ensure_snapshots, remove_unused_snapshots, snapshot_dir};
+
+use error::io;
+
+use crate::store::{Layer, Store, StoredImage};
+
+/// What a render did, layer by layer.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RenderReport {
+    pub layers: Vec<LayerReport>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct LayerReport {
+    pub digest: String,
+    pub diff_id: Option<String>,
+    /// "unpacked", or "reused" (a snapshot already held it).
+    pub action: &'static str,
+    pub stats: Option<ApplyStats>,
+}
+
+/// Apply one layer's stream into `root`, checking its diff ID.
+pub fn apply_layer(store: &Store, layer: &Layer, root: &Path, whiteouts: Whiteouts) -> Result<ApplyStats, RenderError> {
+    let digest = &layer.blob.digest;
+    let mut stream = layer::open(store, layer)?;
+    let stats = apply::Applier::new(root, digest.clone(), whiteouts)?.apply(&mut stream)?;
+    let actual = stream.finish().map_err(|source| RenderError::Tar { layer: digest.clone(), source })?;
+    if let Some(expected) = &layer.diff_id
+        && *expected != actual
+    {
+        return Err(RenderError::DiffIdMismatch { layer: digest.clone(), expected: expected.clone(), actual });
+    }
+    Ok(stats)
+}
+
+/// Render `image` as one flattened tree at `dir`, which must not exist (or be an empty
+/// directory). The tree is built in a temporary sibling and renamed into place, so a
+/// failed render leaves nothing.
+pub fn flatten(store: &Store, image: &StoredImage, dir: &Path) -> Result<RenderReport, RenderError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            std::fs::remove_dir(dir).map_err(|_| RenderError::TargetExists(dir.to_path_buf()))?;
+        }
+        Ok(_) => return Err(RenderError::TargetExists(dir.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("inspecting", dir)(e)),
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dir.file_name().ok_or_else(|| RenderError::TargetExists(dir.to_path_buf()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.berth-", name.to_string_lossy()))
+        .tempdir_in(&parent)
+        .map_err(io("creating a temporary directory in", &parent))?;
+    // A rootfs is world-readable unless a layer says otherwise (`./` entry).
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(io("setting the mode of", tmp.path()))?;
+    let mut report = RenderReport::default();
+    for layer in &image.record.layers {
+        let stats = apply_layer(store, layer, tmp.path(), Whiteouts::Delete)?;
+        report.layers.push(LayerReport {
+            digest: layer.blob.digest.to_string(),
+            diff_id: layer.diff_id.as_ref().map(|d| d.to_string()),
+            action: "unpacked",
+            stats: Some(stats),
+        });
+    }
+    let tmp = tmp.keep();
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(io("renaming the rendered rootfs to", dir)(e));
+    }
+    Ok(report)
+}

@@ -1,0 +1,85 @@
+//! The overlay rootfs: the image's snapshots as lower directories (top layer first),
+//! plus a fresh upper and work directory, mounted at `<dir>/rootfs`.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{MountFlags, UnmountFlags};
+
+use super::error::io;
+use super::{RenderError, RenderReport, ensure_snapshots};
+use crate::store::{Store, StoredImage};
+
+/// A mounted overlay rootfs. Unmounted when dropped (lazily, so an open file in it
+/// cannot make the drop fail), or by [`MountedRootfs::unmount`] to see errors.
+#[derive(Debug)]
+pub struct MountedRootfs {
+    rootfs: PathBuf,
+    upper: PathBuf,
+    mounted: bool,
+    pub report: RenderReport,
+}
+
+impl MountedRootfs {
+    /// Where the rootfs is mounted: `<dir>/rootfs`.
+    pub fn path(&self) -> &Path {
+        &self.rootfs
+    }
+
+    /// The upper directory: what the container changed.
+    pub fn upper(&self) -> &Path {
+        &self.upper
+    }
+
+    /// Keep the overlay mounted after this value is gone (for `berth image render
+    /// --overlay`); returns where it is mounted.
+    pub fn keep_mounted(mut self) -> PathBuf {
+        self.mounted = false;
+        self.rootfs.clone()
+    }
+
+    pub fn unmount(mut self) -> Result<(), RenderError> {
+        self.mounted = false;
+        rustix::mount::unmount(&self.rootfs, UnmountFlags::empty())
+            .map_err(|e| io("unmounting", &self.rootfs)(e.into()))
+    }
+}
+
+impl Drop for MountedRootfs {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = rustix::mount::unmount(&self.rootfs, UnmountFlags::DETACH);
+        }
+    }
+}
+
+/// Unpack what is missing of `image`'s snapshots and mount its rootfs under `dir`
+/// (created if needed): `dir/upper`, `dir/work`, `dir/rootfs`. Needs CAP_SYS_ADMIN and
+/// an overlayfs that accepts trusted.* xattrs (root, or a user namespace on ≥ 5.11).
+pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<MountedRootfs, RenderError> {
+    let (snapshots, report) = ensure_snapshots(store, image)?;
+    let upper = dir.join("upper");
+    let work = dir.join("work");
+    let rootfs = dir.join("rootfs");
+    for d in [&upper, &work, &rootfs] {
+        std::fs::create_dir_all(d).map_err(io("creating", d))?;
+    }
+    let mut lowers: Vec<PathBuf> = snapshots.iter().rev().map(|s| s.dir.clone()).collect();
+    if lowers.is_empty() {
+        // overlayfs needs a lower directory; an image without layers has an empty one.
+        let empty = dir.join("empty");
+        std::fs::create_dir_all(&empty).map_err(io("creating", &empty))?;
+        lowers.push(empty);
+    }
+    let lowerdir: Vec<String> = lowers.iter().map(|p| escape(p)).collect();
+    let options = format!("lowerdir={},upperdir={},workdir={}", lowerdir.join(":"), escape(&upper), escape(&work));
+    let data = CString::new(options).map_err(|e| io("mounting at", &rootfs)(std::io::Error::other(e)))?;
+    rustix::mount::mount("overlay", &rootfs, "overlay", MountFlags::empty(), data.as_c_str())
+        .map_err(|e| RenderError::Mount { path: rootfs.clone(), source: e.into() })?;
+    Ok(MountedRootfs { rootfs, upper, mounted: true, report })
+}
+
+/// overlayfs splits its options on `,` and lower directories on `:`; escape both.
+fn escape(p: &Path) -> String {
+    p.to_string_lossy().replace('\\', "\\\\").replace(',', "\\,").replace(':', "\\:")
+}
