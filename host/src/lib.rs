@@ -6,6 +6,7 @@
 
 pub mod cimd;
 pub mod fetch;
+pub mod run;
 pub mod sandbox;
 pub mod store;
 pub mod transport;
