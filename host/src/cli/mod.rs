@@ -8,6 +8,7 @@ mod image;
 mod output;
 mod progress;
 mod registry;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,10 @@ enum Command {
     Login(registry::LoginArgs),
     /// Remove saved credentials for a registry.
     Logout(registry::LogoutArgs),
+    /// Run a command in new namespaces: in an image, or in a root file system (--rootfs).
+    Run(run::RunArgs),
+    /// Write an OCI runtime bundle (config.json) that runc or crun run as `berth run` would.
+    Bundle(run::BundleArgs),
 }
 
 /// What every command needs: the global options, and ways to open the store.
@@ -156,6 +161,8 @@ pub fn main() -> ExitCode {
         Command::Fsck(args) => fsck::run(&ctx, args),
         Command::Login(args) => registry::login(&ctx, args),
         Command::Logout(args) => registry::logout(&ctx, args),
+        Command::Run(args) => run::run(&ctx, args),
+        Command::Bundle(args) => run::bundle(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use berth::ErrorKind;
 use berth::cimd::CimdError;
 use berth::fetch::FetchError;
+use berth::run::RunError;
 use berth::sandbox::SandboxError;
 use berth::store::StoreError;
 use berth::transport::TransportError;
@@ -42,6 +43,9 @@ fn kind_of(e: &anyhow::Error) -> ErrorKind {
             return k;
         }
         if let Some(k) = cause.downcast_ref::<TransportError>().map(TransportError::kind) {
+            return k;
+        }
+        if let Some(k) = cause.downcast_ref::<RunError>().map(RunError::kind) {
             return k;
         }
     }
