@@ -17,6 +17,10 @@ setup:
     command -v docker-registry >/dev/null || need+=(docker-registry)
     [ -x /bin/busybox ] || need+=(busybox-static)
     command -v python3 >/dev/null || need+=(python3)
+    command -v crun >/dev/null || need+=(crun)
+    command -v runc >/dev/null || need+=(runc)
+    command -v useradd >/dev/null || need+=(passwd)
+    command -v setpriv >/dev/null || need+=(util-linux)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq

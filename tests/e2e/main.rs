@@ -5,5 +5,6 @@ mod concurrency;
 mod fetch_layout;
 mod hostile_layouts;
 mod registry;
+mod run;
 mod sandbox;
 mod support;
