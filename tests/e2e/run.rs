@@ -284,9 +284,13 @@ fn the_process_is_pid_1_and_sees_only_its_own_pids() {
     }
     assert!(dev.lines().any(|l| l == "ptmx"));
     assert!(dev.contains("\n4\n"), "{dev}");
-    // /sys is read-only.
+    // /sys and /proc/sys are read-only; /proc/kcore is masked.
     let (code, _, _) = sh(&r, &[], "touch /sys/x");
     assert_ne!(code, 0);
+    let (code, _, err) = sh(&r, &[], "echo 1 > /proc/sys/kernel/printk_ratelimit");
+    assert_ne!(code, 0);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert_eq!(ok(&r, &[], "head -c 16 /proc/kcore | wc -c; ls /proc/acpi 2>/dev/null | wc -l"), "0\n0\n");
 }
 
 #[test]
@@ -570,7 +574,8 @@ fn bundles_run_the_same_under_crun_and_runc() {
     let flags =
         ["--hostname", "interop", "-u", "alice", "-w", "/tmp", "-e", "FOO=bar", "--volume", &volume, "--net", "none"];
     let script = "echo $$; id; hostname; pwd; echo $FOO; cat /data/f; cat /etc/hostname; \
-                  grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; ls /sys/class/net; ls /proc | grep -c '^[0-9]'";
+                  grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; ls /sys/class/net; \
+                  head -c 16 /proc/kcore | wc -c; touch /proc/sys/x 2>&1; ls /dev | grep -vx core";
     let cmd = ["sh", "-c", script];
     let berth = {
         let (code, out, err) = run(&r, &flags, &cmd);

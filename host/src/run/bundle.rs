@@ -15,6 +15,7 @@ use oci_spec::runtime::{
 };
 
 use super::caps::capability_name;
+use super::mounts::{MASKED_PATHS, READONLY_PATHS};
 use super::{Network, RunError, RunSpec, UserNamespace};
 
 fn oci_err(e: impl std::fmt::Display) -> RunError {
@@ -127,7 +128,10 @@ pub fn oci_config(spec: &RunSpec, files: &Path) -> Result<Spec, RunError> {
     for typ in kinds {
         namespaces.push(LinuxNamespaceBuilder::default().typ(typ).build().map_err(oci_err)?);
     }
-    let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(MASKED_PATHS.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+        .readonly_paths(READONLY_PATHS.iter().map(|p| p.to_string()).collect::<Vec<_>>());
     if let Some((uid, gid, count)) = mapping {
         let map = |host: u32| LinuxIdMappingBuilder::default().container_id(0u32).host_id(host).size(count).build();
         linux = linux.uid_mappings(vec![map(uid).map_err(oci_err)?]).gid_mappings(vec![map(gid).map_err(oci_err)?]);

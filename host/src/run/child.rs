@@ -112,6 +112,8 @@ pub(super) struct MountOp {
     /// For messages: the path inside the container.
     pub display: String,
     pub source: Option<CString>,
+    /// Bind this path of the container instead, resolved inside the rootfs (`proc/sys`).
+    pub source_in_root: Option<CString>,
     /// Cumulative prefixes of the target, relative to the rootfs ("etc", "etc/hosts").
     pub prefixes: Vec<CString>,
     /// The components of the target ("etc", "hosts").
@@ -127,6 +129,8 @@ pub(super) struct MountOp {
     /// If the mount fails with EPERM (sysfs in a user namespace without a network
     /// namespace), bind this host path recursively instead.
     pub fallback_rbind: Option<CString>,
+    /// Never create the target (kernel file systems): skip the mount when it is missing.
+    pub must_exist: bool,
 }
 
 /// A symlink created inside the container's `/dev` tmpfs.
@@ -259,6 +263,9 @@ fn close(fd: RawFd) {
 /// `Err(errno)` when it is missing and cannot be created.
 fn open_target(root: RawFd, op: &MountOp) -> Result<RawFd, i32> {
     let last = op.prefixes.len() - 1;
+    if op.must_exist {
+        return openat2_in_root(root, &op.prefixes[last], libc::O_PATH as u64);
+    }
     for i in 0..=last {
         match openat2_in_root(root, &op.prefixes[i], libc::O_PATH as u64) {
             Ok(fd) if i == last => return Ok(fd),
@@ -348,10 +355,24 @@ fn do_mount(root: RawFd, index: u32, op: &MountOp) -> Result<(), Fail> {
         Err(e) => return Err((Step::MountPoint, index, e)),
     };
     let path = FdPath::new(target);
+    let mut source_fd = None;
+    if let Some(rel) = &op.source_in_root {
+        match openat2_in_root(root, rel, libc::O_PATH as u64) {
+            Ok(fd) => source_fd = Some(fd),
+            Err(e) => {
+                close(target);
+                return Err((Step::Mount, index, e));
+            }
+        }
+    }
+    let source_path = source_fd.map(FdPath::new);
+    let source = source_path.as_ref().map_or(opt_ptr(&op.source), FdPath::as_ptr);
     // SAFETY: all pointers are NUL-terminated or null.
-    let mut ret = unsafe {
-        libc::mount(opt_ptr(&op.source), path.as_ptr(), opt_ptr(&op.fstype), op.flags, opt_ptr(&op.data).cast())
-    };
+    let mut ret =
+        unsafe { libc::mount(source, path.as_ptr(), opt_ptr(&op.fstype), op.flags, opt_ptr(&op.data).cast()) };
+    if let Some(fd) = source_fd {
+        close(fd);
+    }
     let mut read_only = op.read_only;
     if ret < 0
         && errno() == libc::EPERM

@@ -24,12 +24,31 @@ pub const DEV_SYMLINKS: &[(&str, &str)] = &[
     ("/proc/self/fd/1", "stdout"),
     ("/proc/self/fd/2", "stderr"),
     ("pts/ptmx", "ptmx"),
+    ("/proc/kcore", "core"),
 ];
 
 /// `/etc/hosts` for a container named `hostname`.
 pub fn hosts_file(hostname: &str) -> String {
     format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
 }
+
+/// Kernel interfaces made read-only inside the container (docker's list).
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Kernel interfaces hidden inside the container (docker's list): files get /dev/null,
+/// directories an empty read-only tmpfs.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
 
 /// A directory of files generated for one container, removed when dropped.
 pub struct ContainerFiles {
@@ -119,6 +138,7 @@ fn op(
     Ok(MountOp {
         display: target.to_string(),
         source: source.map(|s| cstring(s, target)).transpose()?,
+        source_in_root: None,
         prefixes,
         names,
         kind,
@@ -128,6 +148,7 @@ fn op(
         read_only,
         optional,
         fallback_rbind: None,
+        must_exist: false,
     })
 }
 
@@ -186,6 +207,24 @@ pub fn mount_plan(spec: &RunSpec, files: &ContainerFiles, user_namespace: bool) 
         op("/sys", Dir, Some(b"sysfs"), Some("sysfs"), nosuid_nodev_noexec | libc::MS_RDONLY, None, false, false)?;
     sys.fallback_rbind = Some(c"/sys".to_owned());
     ops.push(sys);
+    for path in READONLY_PATHS {
+        // Binds of the container's own /proc onto itself, then remounted read-only.
+        let mut bind = op(path, Dir, None, None, libc::MS_BIND | libc::MS_REC, None, true, true)?;
+        bind.source_in_root = Some(cstring(path.trim_start_matches('/').as_bytes(), path)?);
+        bind.must_exist = true;
+        ops.push(bind);
+    }
+    for path in MASKED_PATHS {
+        // Directories and files alike exist only if the kernel has them: never created.
+        let host = Path::new(path);
+        let mut mask = if host.is_dir() {
+            op(path, Dir, Some(b"tmpfs"), Some("tmpfs"), libc::MS_RDONLY, None, false, true)?
+        } else {
+            op(path, File, Some(b"/dev/null"), None, libc::MS_BIND, None, false, true)?
+        };
+        mask.must_exist = true;
+        ops.push(mask);
+    }
     for name in ["hosts", "hostname", "resolv.conf"] {
         let source = files.path().join(name);
         ops.push(op(
