@@ -18,6 +18,10 @@ setup:
     [ -x /bin/busybox ] || need+=(busybox-static)
     command -v python3 >/dev/null || need+=(python3)
     command -v zstd >/dev/null || need+=(zstd)
+    command -v crun >/dev/null || need+=(crun)
+    command -v runc >/dev/null || need+=(runc)
+    command -v useradd >/dev/null || need+=(passwd)
+    command -v setpriv >/dev/null || need+=(util-linux)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq
@@ -43,7 +47,7 @@ test: setup lint
     cargo build -p berth
     cargo test --workspace
 
-# The main job: build a busybox image with umoci, fetch it into a demo store, show it.
+# The main job: build a busybox image with umoci, fetch it into a demo store, show it, run it.
 demo: build
     #!/usr/bin/env bash
     set -euo pipefail
@@ -60,6 +64,8 @@ demo: build
     $berth image list
     echo; echo "== berth image inspect busybox (runtime config)"
     $berth image inspect "oci-layout:$demo/layout:busybox" | python3 -c 'import json,sys; r=json.load(sys.stdin)["record"]; print(json.dumps({k: r[k] for k in ("canonical","format","platform","runtime")}, indent=2))'
+    echo; echo "== berth run oci-layout:$demo/layout:busybox (overlay of its snapshots, namespaces)"
+    $berth run "oci-layout:$demo/layout:busybox" -- -c 'echo "hello from pid $$ in $(hostname)"; busybox ls /'
     echo; echo "== berth fsck"
     $berth fsck
 

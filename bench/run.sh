@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # berth fetch vs skopeo copy of the same OCI layout, medians of RUNS runs each, berth image
-# render vs umoci (bench/render.sh), plus the sandbox's start-up and per-fetch costs.
+# render vs umoci (bench/render.sh), the sandbox's start-up and per-fetch costs, and
+# container launch: `berth run --rootfs` vs crun and runc running the bundle `berth
+# bundle` wrote (RUN_RUNS runs each).
 # Run from the repository root (`just bench`).
 set -euo pipefail
 RUNS=${RUNS:-7}
@@ -71,3 +73,45 @@ BERTH_BENCH_DROPIN=$PWD/target/wasm-components/wasm32-wasip2/release/berth_examp
 
 echo
 bench/registry.sh
+RUN_RUNS=${RUN_RUNS:-25}
+if [ "$(id -u)" -ne 0 ]; then
+    echo "container launch: skipped (needs root)"
+    exit 0
+fi
+run_rootfs() {
+    # busybox with /bin/true, and the mount points every runtime needs.
+    local root=$work/run-rootfs
+    [ -x "$root/bin/true" ] && return
+    rm -rf "$root"; mkdir -p "$root"/{bin,proc,sys,dev,etc,tmp}
+    cp /bin/busybox "$root/bin/busybox"
+    for a in sh true; do ln -s busybox "$root/bin/$a"; done
+    touch "$root"/etc/{hosts,hostname,resolv.conf}
+}
+# crun refuses a hybrid cgroup layout without a v1 hugetlb hierarchy.
+if [ ! -e /sys/fs/cgroup/cgroup.controllers ] && [ ! -e /sys/fs/cgroup/hugetlb/cgroup.procs ]; then
+    grep -q ' /sys/fs/cgroup .* ro[, ]' /proc/self/mountinfo && mount -o remount,rw /sys/fs/cgroup
+    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb none /sys/fs/cgroup/hugetlb
+fi
+run_rootfs
+rm -rf "$work/run-bundle"
+"$berth" bundle --rootfs "$work/run-rootfs" "$work/run-bundle" -- /bin/true
+state=$work/run-state
+
+berth_run() { "$berth" run --rootfs "$work/run-rootfs" -- /bin/true; }
+oci_run() { "$1" --root "$state-$1" run --bundle "$work/run-bundle" "bench-$$-$RANDOM$RANDOM"; }
+echo "container launch of /bin/true in a busybox rootfs, median of $RUN_RUNS runs"
+declare -A med
+for who in berth crun runc; do
+    command -v "$who" >/dev/null || [ "$who" = berth ] || { echo "  $who: not installed"; continue; }
+    # One checked run first: \`timed\` hides failures, and a failing runtime is fast.
+    if [ "$who" = berth ]; then berth_run; else oci_run "$who"; fi
+    t=()
+    for _ in $(seq "$RUN_RUNS"); do
+        if [ "$who" = berth ]; then t+=("$(timed berth_run)"); else t+=("$(timed oci_run "$who")"); fi
+    done
+    med[$who]=$(median "${t[@]}")
+    python3 -c "print(f'  {\"$who\":6} {${med[$who]}*1000:8.1f} ms')"
+done
+for peer in crun runc; do
+    [ -n "${med[$peer]:-}" ] && python3 -c "print(f'  ratio berth/$peer {${med[berth]}/${med[$peer]}:.2f}')"
+done

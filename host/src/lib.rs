@@ -8,6 +8,7 @@ pub mod cimd;
 pub mod fetch;
 pub mod policy;
 pub mod render;
+pub mod run;
 pub mod sandbox;
 pub mod store;
 pub mod transport;

@@ -9,6 +9,8 @@ mod hostile_layouts;
 mod policy;
 mod registry;
 mod render;
+mod run;
+mod run_image;
 mod sandbox;
 mod support;
 mod tree;

@@ -40,11 +40,21 @@ pub struct FetchArgs {
     registry: RegistryArgs,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum PullPolicyArg {
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(super) enum PullPolicyArg {
     Never,
     New,
     Update,
+}
+
+impl PullPolicyArg {
+    pub(super) fn policy(self) -> PullPolicy {
+        match self {
+            PullPolicyArg::Never => PullPolicy::Never,
+            PullPolicyArg::New => PullPolicy::New,
+            PullPolicyArg::Update => PullPolicy::Update,
+        }
+    }
 }
 
 pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -56,11 +66,7 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode>
     }
     options.limits.time_budget = std::time::Duration::from_secs(args.handler_timeout);
     options.limits.max_concurrent_ingests = args.max_concurrent_downloads.max(1);
-    options.pull_policy = args.pull_policy.map(|p| match p {
-        PullPolicyArg::Never => PullPolicy::Never,
-        PullPolicyArg::New => PullPolicy::New,
-        PullPolicyArg::Update => PullPolicy::Update,
-    });
+    options.pull_policy = args.pull_policy.map(PullPolicyArg::policy);
     if matches!(point.kind(), PointKind::Docker | PointKind::Oci) {
         options.http = Some(args.registry.client()?);
     }

@@ -54,7 +54,7 @@ pub enum ImageCommand {
 
 impl Ctx {
     /// Find an image by what the user typed: a point (friendly or canonical) or a digest.
-    fn find(&self, store: &Store, input: &str) -> anyhow::Result<StoredImage> {
+    pub(super) fn find(&self, store: &Store, input: &str) -> anyhow::Result<StoredImage> {
         let canonical = self.point(input).ok().map(|p| p.to_string());
         Ok(store.find_image(input, canonical.as_deref())?)
     }

@@ -10,6 +10,7 @@ mod output;
 mod policy;
 mod progress;
 mod registry;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,6 +101,10 @@ enum Command {
     /// Image policy: evaluate what the configured policy decides, and why.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run a command in new namespaces: in an image, or in a root file system (--rootfs).
+    Run(run::RunArgs),
+    /// Write an OCI runtime bundle (config.json) that runc or crun run as `berth run` would.
+    Bundle(run::BundleArgs),
 }
 
 /// What every command needs: the global options, and ways to open the store.
@@ -215,6 +220,8 @@ pub fn main() -> ExitCode {
         Command::Logout(args) => registry::logout(&ctx, args),
         Command::Policy(cmd) => policy::run(&ctx, cmd),
         Command::Handler(cmd) => handler::run(&ctx, cmd),
+        Command::Run(args) => run::run(&ctx, args),
+        Command::Bundle(args) => run::bundle(&ctx, args),
     };
     match result {
         Ok(code) => code,

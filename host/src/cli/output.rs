@@ -8,6 +8,7 @@ use berth::cimd::CimdError;
 use berth::fetch::FetchError;
 use berth::policy::PolicyError;
 use berth::render::RenderError;
+use berth::run::RunError;
 use berth::sandbox::SandboxError;
 use berth::sandbox::dropin::DropInError;
 use berth::store::StoreError;
@@ -54,6 +55,9 @@ fn kind_of(e: &anyhow::Error) -> ErrorKind {
             return k;
         }
         if let Some(k) = cause.downcast_ref::<TransportError>().map(TransportError::kind) {
+            return k;
+        }
+        if let Some(k) = cause.downcast_ref::<RunError>().map(RunError::kind) {
             return k;
         }
     }

@@ -14,7 +14,7 @@ use berth::transport::{HttpClient, HttpOptions, Request, TransportError};
 use super::Ctx;
 use super::output::print;
 
-#[derive(clap::Args, Clone, Default)]
+#[derive(clap::Args, Clone, Debug, Default)]
 pub struct RegistryArgs {
     /// Allow plain HTTP and unverified TLS for this registry host[:port] (repeatable).
     /// Loopback registries may always use plain HTTP.

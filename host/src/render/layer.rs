@@ -61,6 +61,43 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A tar stream that may end without its padding and end-of-archive blocks: `umoci
+/// insert` (0.4.7) writes such layers, and Go's archive/tar, hence umoci and podman, read
+/// them. At the inner stream's end this supplies zeros up to the next 512-byte block and
+/// two zero blocks. Used only when the stream's diff ID is checked afterwards, so a layer
+/// truncated elsewhere still fails: the zeros are not part of the hashed bytes.
+pub struct EndPadded<R> {
+    inner: R,
+    read: u64,
+    /// Zeros still to supply once the inner stream has ended.
+    padding: Option<u64>,
+}
+
+impl<R: Read> EndPadded<R> {
+    pub fn new(inner: R) -> Self {
+        EndPadded { inner, read: 0, padding: None }
+    }
+}
+
+impl<R: Read> Read for EndPadded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(left) = &mut self.padding {
+            let n = buf.len().min(*left as usize);
+            buf[..n].fill(0);
+            *left -= n as u64;
+            return Ok(n);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let to_block = (512 - self.read % 512) % 512;
+            self.padding = Some(to_block + 1024);
+            return self.read(buf);
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Open a layer's blob and return its uncompressed tar stream, hashed with the
 /// algorithm of its diff_id (sha256 when the record has none).
 pub fn open(store: &Store, layer: &Layer) -> Result<HashingReader<Box<dyn Read + Send>>, RenderError> {
@@ -103,5 +140,26 @@ mod tests {
         let mut head = [0u8; 10];
         r.read_exact(&mut head).unwrap();
         assert_eq!(r.finish().unwrap(), Digest::of_bytes(Algorithm::Sha256, &data));
+    }
+}
+
+#[cfg(test)]
+mod end_padded_tests {
+    use std::io::Read;
+
+    use super::EndPadded;
+
+    fn padded(len: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        EndPadded::new(&vec![7u8; len][..]).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn an_unterminated_stream_gets_block_padding_and_two_zero_blocks() {
+        let out = padded(700);
+        assert_eq!(out.len(), 1024 + 1024);
+        assert!(out[..700].iter().all(|b| *b == 7) && out[700..].iter().all(|b| *b == 0));
+        assert_eq!(padded(1024).len(), 1024 + 1024, "a stream on a block boundary gets only the end blocks");
     }
 }

@@ -58,7 +58,12 @@ pub struct LayerReport {
 pub fn apply_layer(store: &Store, layer: &Layer, root: &Path, whiteouts: Whiteouts) -> Result<ApplyStats, RenderError> {
     let digest = &layer.blob.digest;
     let mut stream = layer::open(store, layer)?;
-    let stats = apply::Applier::new(root, digest.clone(), whiteouts)?.apply(&mut stream)?;
+    let applier = apply::Applier::new(root, digest.clone(), whiteouts)?;
+    let stats = if layer.diff_id.is_some() {
+        applier.apply(layer::EndPadded::new(&mut stream))?
+    } else {
+        applier.apply(&mut stream)?
+    };
     let actual = stream.finish().map_err(|source| RenderError::Tar { layer: digest.clone(), source })?;
     if let Some(expected) = &layer.diff_id
         && *expected != actual
