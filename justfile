@@ -44,7 +44,6 @@ lint: setup
 
 # Everything CI runs: lints, unit tests, and end-to-end tests against real tools' images.
 test: setup lint
-    cargo build -p berth
     cargo test --workspace
 
 # The main job: build a busybox image with umoci, fetch it into a demo store, show it, run it.

@@ -14,7 +14,7 @@ pub fn berth_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("berth");
-    assert!(bin.exists(), "{} is missing: build it first (`cargo build -p berth`; `just test` does)", bin.display());
+    assert!(bin.exists(), "{} is missing: `cargo test --workspace` builds it (host/tests makes it)", bin.display());
     bin
 }
 
