@@ -1,7 +1,7 @@
 //! `berth:handler/store`: blobs stream from their source into the CAS on host threads,
 //! verified as they are written; the guest sees only the outcome.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -108,14 +108,16 @@ impl StoreCtx {
         match source {
             Source::Local(range) => {
                 let local = self.local.as_deref().ok_or_else(|| transport_error(TransportError::NoLocalGrant))?;
-                let mut file = local.open_file(&range.path).map_err(transport_error)?;
-                file.seek(SeekFrom::Start(range.offset)).map_err(|e| WitError::Io(e.to_string()))?;
+                let file = local.open_file(&range.path).map_err(transport_error)?;
                 let subject = if range.path.is_empty() {
                     format!("{} at byte {}", local.root().display(), range.offset)
                 } else {
                     local.root().join(&range.path).display().to_string()
                 };
-                Ok((Box::new(file.take(range.length)), subject))
+                // Positional reads: an archive's members are read by parallel ingests
+                // through duplicates of one descriptor, which share a seek offset.
+                let reader = RangeReader { file, offset: range.offset, remaining: range.length };
+                Ok((Box::new(reader), subject))
             }
             Source::Http(source) => {
                 let first =
@@ -194,5 +196,27 @@ impl Host for StoreCtx {
         let digest: Digest = digest.parse().map_err(store_error)?;
         let len = length.min(self.read_cap) as usize;
         self.host_time.measure(|| self.store.blobs().read_at(&digest, offset, len)).map_err(store_error)
+    }
+}
+
+/// Reads `remaining` bytes of `file` from `offset` with pread, never moving the
+/// descriptor's shared offset.
+struct RangeReader {
+    file: std::fs::File,
+    offset: u64,
+    remaining: u64,
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.offset)?;
+        self.offset += n as u64;
+        self.remaining -= n as u64;
+        Ok(n)
     }
 }
