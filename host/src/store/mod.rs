@@ -119,6 +119,22 @@ impl Store {
         if let Some(found) = self.resolve_ref(input)? {
             return Ok(found);
         }
+        if let Some(point) = canonical
+            && !point.contains('?')
+        {
+            // The handler may have completed the point (`oci-archive:x.tar` is stored as
+            // `…x.tar?ref=latest`): the one image with a ref that only adds parameters.
+            let mut matches: Vec<StoredImage> =
+                self.images()?.into_iter().filter(|i| !completed_refs(i, point).is_empty()).collect();
+            match matches.len() {
+                0 => {}
+                1 => return Ok(matches.remove(0)),
+                _ => {
+                    let list: Vec<String> = matches.iter().flat_map(|m| completed_refs(m, point)).collect();
+                    return Err(StoreError::AmbiguousImage { query: input.to_string(), matches: list.join(", ") });
+                }
+            }
+        }
         let needle = input.split_once(':').map_or(input, |(_, hex)| hex);
         if needle.len() >= 4 && needle.bytes().all(|b| b.is_ascii_hexdigit()) {
             let matches: Vec<StoredImage> = self
@@ -177,12 +193,23 @@ impl Store {
         let image = self.find_image(input, canonical)?;
         let mut db = self.db();
         let by_ref = [canonical, Some(input)].into_iter().flatten().find(|p| image.refs.iter().any(|r| r == p));
+        let completed = canonical.map(|c| completed_refs(&image, c)).unwrap_or_default();
         match by_ref {
             Some(point) => {
                 db.remove_ref(point)?;
+            }
+            None if !completed.is_empty() => {
+                for point in &completed {
+                    db.remove_ref(point)?;
+                }
             }
             None => db.remove_image(&image.record.manifest.digest)?,
         }
         Ok(image)
     }
+}
+
+/// Refs of `image` that are `point` with parameters added (`point?…`).
+fn completed_refs(image: &StoredImage, point: &str) -> Vec<String> {
+    image.refs.iter().filter(|r| r.strip_prefix(point).is_some_and(|rest| rest.starts_with('?'))).cloned().collect()
 }
