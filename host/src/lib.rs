@@ -5,6 +5,7 @@
 //! [`transport`] and [`store`] through its grant) → [`store`].
 
 pub mod cimd;
+pub mod export;
 pub mod fetch;
 pub mod policy;
 pub mod render;

@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod dropin;
+mod export;
 mod fault_registry;
 mod fetch_layout;
 mod hostile_layouts;

@@ -542,3 +542,82 @@ fn corrupt_layer_is_refused_by_its_diff_id() {
     assert!(err.contains("uncompressed digest"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn verify_finds_every_change_to_a_rendered_tree_and_nothing_in_an_untouched_one() {
+    let fx = fixture();
+    let root = Root::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let point = layout_arg(&fx.layout, "features-raw");
+    root.ok(&["fetch", "-q", &point]);
+    let out = scratch.path().join("r");
+    let o = out.to_str().unwrap();
+    root.ok(&["image", "render", "-q", &point, o]);
+    assert!(root.ok(&["image", "verify", o]).contains("unchanged"));
+
+    let (code, _, err) = root.run(&["image", "verify", scratch.path().to_str().unwrap()]);
+    assert_eq!(code, 3, "a tree berth did not render: {err}");
+
+    // Same size, same mtime, different bytes: only the content hash can tell.
+    let passwd = out.join("etc/passwd");
+    let mtime = std::fs::metadata(&passwd).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&passwd).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&passwd, &bytes).unwrap();
+    std::fs::File::options().write(true).open(&passwd).unwrap().set_modified(mtime).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(out.join("usr/bin/su"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_file(out.join("data")).unwrap();
+    std::fs::write(out.join("srv/thing/new"), b"x").unwrap();
+
+    let (code, stdout, err) = root.run(&["image", "verify", o]);
+    assert_eq!(code, 6, "{stdout}{err}");
+    for line in
+        ["changed  /etc/passwd (content)", "changed  /usr/bin/su (mode)", "removed  /data", "added    /srv/thing/new"]
+    {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    let (code, stdout, _) = root.run(&["--json", "image", "verify", o]);
+    assert_eq!(code, 6);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["unchanged"], false);
+    assert!(report["differences"].as_array().unwrap().iter().any(|d| d["change"] == "removed" && d["path"] == "/data"));
+
+    // gc forgets the record once the tree is gone.
+    std::fs::remove_dir_all(&out).unwrap();
+    let gc = root.json(&["gc"]);
+    assert_eq!(gc["render_records_removed"], 1, "{gc}");
+}
+
+#[test]
+fn extract_writes_rootfs_manifest_and_config_and_rootfs_only_equals_render() {
+    let fx = fixture();
+    let root = Root::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let point = layout_arg(&fx.layout, "features-raw");
+    root.ok(&["fetch", "-q", &point]);
+    let id = root.json(&["image", "inspect", &point])["id"].as_str().unwrap().to_string();
+
+    let ex = scratch.path().join("ex");
+    root.ok(&["image", "extract", "-q", &point, ex.to_str().unwrap()]);
+    let mut names: Vec<_> = std::fs::read_dir(&ex).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["config", "manifest", "rootfs"]);
+    assert_eq!(format!("sha256:{}", sha256_hex(&std::fs::read(ex.join("manifest")).unwrap())), id);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(ex.join("config")).unwrap()).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 3);
+    assert!(
+        root.ok(&["image", "verify", ex.to_str().unwrap()]).contains("unchanged"),
+        "verify takes DIR for DIR/rootfs"
+    );
+
+    let only = scratch.path().join("only");
+    root.ok(&["image", "extract", "-q", "--rootfs-only", &point, only.to_str().unwrap()]);
+    let rendered = scratch.path().join("rendered");
+    root.ok(&["image", "render", "-q", &point, rendered.to_str().unwrap()]);
+    assert_same("extract", &manifest(&ex.join("rootfs"), ALL), "render", &manifest(&rendered, ALL));
+    assert_same("extract --rootfs-only", &manifest(&only, ALL), "render", &manifest(&rendered, ALL));
+
+    let (code, _, err) = root.run(&["image", "extract", &point, ex.to_str().unwrap()]);
+    assert_eq!(code, 2, "an existing extract is not overwritten: {err}");
+}

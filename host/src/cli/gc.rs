@@ -12,15 +12,18 @@ pub fn run(ctx: &Ctx, _args: GcArgs) -> anyhow::Result<std::process::ExitCode> {
     let store = ctx.open_store(LockMode::Exclusive)?;
     let report = store.gc()?;
     let snapshots = berth::render::remove_unused_snapshots(&store)?;
+    let records = berth::render::remove_stale_records(&store)?;
     if ctx.global.json {
         let mut value = serde_json::to_value(&report)?;
         value["snapshots_removed"] = snapshots.into();
+        value["render_records_removed"] = records.into();
         print_json(&value)?;
     } else {
         print(&format!(
-            "removed {} blobs, {} snapshots and {} temporary files, freeing {}\n",
+            "removed {} blobs, {} snapshots, {} records of deleted renders and {} temporary files, freeing {}\n",
             report.blobs_removed,
             snapshots,
+            records,
             report.temp_files_removed,
             human_size(report.bytes_freed)
         ))?;

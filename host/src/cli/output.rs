@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use berth::ErrorKind;
 use berth::cimd::CimdError;
+use berth::export::ExportError;
 use berth::fetch::FetchError;
 use berth::policy::PolicyError;
 use berth::render::RenderError;
@@ -34,6 +35,9 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 fn kind_of(e: &anyhow::Error) -> ErrorKind {
     for cause in e.chain() {
         if let Some(k) = cause.downcast_ref::<FetchError>().map(FetchError::kind) {
+            return k;
+        }
+        if let Some(k) = cause.downcast_ref::<ExportError>().map(ExportError::kind) {
             return k;
         }
         if let Some(k) = cause.downcast_ref::<RenderError>().map(RenderError::kind) {

@@ -35,6 +35,10 @@ pub enum RenderError {
     LowerHardlink { layer: Digest, entry: String, target: String },
     #[error("render target {0} already exists and is not an empty directory")]
     TargetExists(PathBuf),
+    #[error(
+        "berth has no render record of {0}: only trees written by `berth image render` or `extract` can be verified"
+    )]
+    NoRecord(PathBuf),
     #[error("mounting the overlay rootfs at {path}")]
     Mount {
         path: PathBuf,
@@ -59,6 +63,7 @@ impl RenderError {
             RenderError::LowerHardlink { .. } => ErrorKind::Invalid,
             RenderError::DiffIdMismatch { .. } => ErrorKind::Corrupt,
             RenderError::TargetExists(_) => ErrorKind::Usage,
+            RenderError::NoRecord(_) => ErrorKind::NotFound,
             RenderError::Mount { .. } => ErrorKind::Unavailable,
             RenderError::Entry { .. } | RenderError::Tar { .. } | RenderError::Io { .. } => ErrorKind::Io,
             RenderError::Store(e) => e.kind(),

@@ -3,6 +3,8 @@
 //! Two ways, one tar walker ([`apply::Applier`]) underneath:
 //! - [`flatten`] applies every layer, in order, into one fresh directory, carrying out
 //!   whiteouts as deletions. Portable; what `berth image render` writes.
+//! - [`extract`] is [`flatten`] into `DIR/rootfs`, with the image's manifest and config
+//!   beside it (as `rkt image extract` lays out an image).
 //! - [`mount_rootfs`] unpacks each layer once into its *snapshot* and mounts an overlay
 //!   of the image's snapshots plus a fresh upper directory. Layers shared by images are
 //!   unpacked once.
@@ -17,6 +19,9 @@
 //!   in `snapshots/.tmp-*` and renamed when complete: a visible snapshot is complete.
 //! - *rootfs*: what a container sees as `/`.
 //!
+//! A flattened tree can be recorded ([`save_record`]) and later checked against that
+//! record ([`verify_tree`]): see [`record`].
+//!
 //! Nothing in a layer can create or change anything outside the directory it is
 //! applied to: see [`apply`] for the rules. A render that fails leaves nothing behind.
 
@@ -24,6 +29,7 @@ mod apply;
 mod error;
 mod layer;
 mod mount;
+mod record;
 mod snapshot;
 
 use std::os::unix::fs::PermissionsExt;
@@ -33,6 +39,7 @@ pub use apply::{ApplyStats, OVERLAY_OPAQUE_XATTR, Whiteouts};
 pub use error::RenderError;
 pub use layer::Compression;
 pub use mount::{MountedRootfs, mount_rootfs};
+pub use record::{Difference, TreeRecord, has_record, remove_stale_records, save_record, verify_tree};
 pub use snapshot::{SnapshotUse, ensure_snapshots, remove_unused_snapshots, snapshot_dir};
 
 use error::io;
@@ -77,19 +84,7 @@ pub fn apply_layer(store: &Store, layer: &Layer, root: &Path, whiteouts: Whiteou
 /// directory). The tree is built in a temporary sibling and renamed into place, so a
 /// failed render leaves nothing.
 pub fn flatten(store: &Store, image: &StoredImage, dir: &Path) -> Result<RenderReport, RenderError> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => {
-            std::fs::remove_dir(dir).map_err(|_| RenderError::TargetExists(dir.to_path_buf()))?;
-        }
-        Ok(_) => return Err(RenderError::TargetExists(dir.to_path_buf())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("inspecting", dir)(e)),
-    }
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = dir.file_name().ok_or_else(|| RenderError::TargetExists(dir.to_path_buf()))?;
+    let (parent, name) = claim_target(dir)?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{}.berth-", name.to_string_lossy()))
         .tempdir_in(&parent)
@@ -113,4 +108,51 @@ pub fn flatten(store: &Store, image: &StoredImage, dir: &Path) -> Result<RenderR
         return Err(io("renaming the rendered rootfs to", dir)(e));
     }
     Ok(report)
+}
+
+/// Extract `image` into `dir` (which must not exist, or be empty): the flattened rootfs at
+/// `dir/rootfs`, the manifest as stored at `dir/manifest`, and the config, when the image
+/// has one, at `dir/config`. Built in a temporary sibling and renamed into place.
+pub fn extract(store: &Store, image: &StoredImage, dir: &Path) -> Result<RenderReport, RenderError> {
+    let (parent, name) = claim_target(dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.berth-", name.to_string_lossy()))
+        .tempdir_in(&parent)
+        .map_err(io("creating a temporary directory in", &parent))?;
+    let report = flatten(store, image, &tmp.path().join("rootfs"))?;
+    let blobs = [("manifest", Some(&image.record.manifest)), ("config", image.record.config.as_ref())];
+    for (file, descriptor) in blobs {
+        let Some(descriptor) = descriptor else { continue };
+        let target = tmp.path().join(file);
+        let mut from = store.blobs().open_blob(&descriptor.digest)?;
+        let mut to = std::fs::File::create(&target).map_err(io("creating", &target))?;
+        std::io::copy(&mut from, &mut to).map_err(io("writing", &target))?;
+    }
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(io("setting the mode of", tmp.path()))?;
+    let tmp = tmp.keep();
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(io("renaming the extracted image to", dir)(e));
+    }
+    Ok(report)
+}
+
+/// Make sure a render target can be created: it must not exist, or be an empty directory
+/// (which is removed, to be replaced by a rename). Returns its parent and file name.
+fn claim_target(dir: &Path) -> Result<(PathBuf, std::ffi::OsString), RenderError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            std::fs::remove_dir(dir).map_err(|_| RenderError::TargetExists(dir.to_path_buf()))?;
+        }
+        Ok(_) => return Err(RenderError::TargetExists(dir.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("inspecting", dir)(e)),
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dir.file_name().ok_or_else(|| RenderError::TargetExists(dir.to_path_buf()))?.to_os_string();
+    Ok((parent, name))
 }
