@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # berth image render vs umoci unpack / umoci raw unpack of the same images, medians of RUNS
-# runs; plus overlay renders (cold snapshots, warm snapshots, a second image sharing layers).
+# runs (HUGE_RUNS for the ~1 GB image); plus overlay renders (cold snapshots, warm snapshots,
+# a second image sharing layers) and berth image export vs skopeo copy to an OCI layout.
 # Needs root (umoci unpack as root keeps owners; the overlay mount). Run from the repository
 # root (`just bench` runs it from bench/run.sh).
 set -euo pipefail
 RUNS=${RUNS:-7}
+HUGE_RUNS=${HUGE_RUNS:-3}
 berth=$PWD/target/release/berth
 work=$PWD/target/bench/render
 store=$work/store
@@ -13,7 +15,9 @@ mkdir -p "$work"
 fixture() {
     # small: busybox (1 layer). large: busybox + /usr/lib/gcc (2 layers). multi: busybox,
     # /usr/lib/gcc, /usr/share/doc, /usr/include (4 layers; shares its first two with large).
-    [ -f "$work/layout/index.json" ] && return
+    # huge: busybox, /usr/lib/x86_64-linux-gnu, /usr/include, /usr/share/doc, /usr/lib/python3.11
+    # (5 layers, ~970 MB and ~18k entries: the size and file count of a large Debian image).
+    [ -f "$work/layout/index.json" ] && grep -q '"huge"' "$work/layout/index.json" && return
     rm -rf "$work/layout"
     cp /bin/busybox "$work/busybox"
     (cd "$work" && umoci init --layout layout \
@@ -23,7 +27,12 @@ fixture() {
         && umoci new --image layout:multi && umoci insert --image layout:multi busybox /bin/busybox \
         && umoci insert --image layout:multi /usr/lib/gcc /usr/lib/gcc \
         && umoci insert --image layout:multi /usr/share/doc /usr/share/doc \
-        && umoci insert --image layout:multi /usr/include /usr/include) >/dev/null
+        && umoci insert --image layout:multi /usr/include /usr/include \
+        && umoci new --image layout:huge && umoci insert --image layout:huge busybox /bin/busybox \
+        && umoci insert --image layout:huge /usr/lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu \
+        && umoci insert --image layout:huge /usr/include /usr/include \
+        && umoci insert --image layout:huge /usr/share/doc /usr/share/doc \
+        && umoci insert --image layout:huge /usr/lib/python3.11 /usr/lib/python3.11) >/dev/null
 }
 
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
@@ -35,6 +44,7 @@ timed() {
 ms() { python3 -c "print(f'{$1*1000:8.1f} ms')"; }
 
 berth_flat() { rm -rf "$work/out"; "$berth" --root "$store" image render -q "oci-layout:$work/layout:$1" "$work/out"; }
+berth_flat_norecord() { rm -rf "$work/out"; "$berth" --root "$store" image render -q --no-record "oci-layout:$work/layout:$1" "$work/out"; }
 umoci_unpack() { rm -rf "$work/bundle"; umoci unpack --image "$work/layout:$1" "$work/bundle"; }
 umoci_raw() { rm -rf "$work/raw"; umoci raw unpack --image "$work/layout:$1" "$work/raw"; }
 berth_overlay() { "$berth" --root "$store" image render -q --overlay "oci-layout:$work/layout:$1" "$work/ov-$1"; }
@@ -43,20 +53,34 @@ overlay_cold() { rm -rf "$store/snapshots"; berth_overlay "$1"; }
 
 fixture
 rm -rf "$store"
-for ref in small large multi; do "$berth" --root "$store" fetch -q "oci-layout:$work/layout:$ref" >/dev/null; done
+for ref in small large multi huge; do "$berth" --root "$store" fetch -q "oci-layout:$work/layout:$ref" >/dev/null; done
 
-echo "berth image render (flattened) vs umoci unpack / umoci raw unpack, median of $RUNS runs"
-for ref in small large multi; do
-    b=(); u=(); r=()
-    for _ in $(seq "$RUNS"); do
-        b+=("$(timed berth_flat "$ref")")
-        u+=("$(timed umoci_unpack "$ref")")
-        r+=("$(timed umoci_raw "$ref")")
+echo "berth image render (flattened; recorded, and --no-record) vs umoci unpack / umoci raw unpack, medians"
+for ref in small large multi huge; do
+    runs=$RUNS; [ "$ref" = huge ] && runs=$HUGE_RUNS
+    b=(); n=(); u=(); r=()
+    for _ in $(seq "$runs"); do
+        sync; b+=("$(timed berth_flat "$ref")")
+        sync; n+=("$(timed berth_flat_norecord "$ref")")
+        sync; u+=("$(timed umoci_unpack "$ref")")
+        sync; r+=("$(timed umoci_raw "$ref")")
     done
-    mb=$(median "${b[@]}"); mu=$(median "${u[@]}"); mr=$(median "${r[@]}")
+    mb=$(median "${b[@]}"); mn=$(median "${n[@]}"); mu=$(median "${u[@]}"); mr=$(median "${r[@]}")
     size=$(du -sh "$work/out" | cut -f1)
-    python3 -c "print(f'  {\"$ref\":6} ($size) berth {${mb}*1000:8.1f} ms   umoci unpack {${mu}*1000:8.1f} ms   umoci raw unpack {${mr}*1000:8.1f} ms   berth/unpack {${mb}/${mu}:.3f}  berth/raw {${mb}/${mr}:.3f}')"
+    python3 -c "print(f'  {\"$ref\":6} ($size, $runs runs) berth {${mb}*1000:8.1f} ms  --no-record {${mn}*1000:8.1f} ms  umoci unpack {${mu}*1000:8.1f} ms  umoci raw unpack {${mr}*1000:8.1f} ms  berth/unpack {${mb}/${mu}:.3f}  berth/raw {${mb}/${mr}:.3f}')"
 done
+rm -rf "$work/out" "$work/bundle" "$work/raw"
+
+berth_export() { rm -rf "$work/exported"; "$berth" --root "$store" image export -q "oci-layout:$work/layout:$1" "$work/exported" --tag "$1"; }
+skopeo_export() { rm -rf "$work/skopeo-out"; skopeo copy -q "oci:$work/layout:$1" "oci:$work/skopeo-out:$1"; }
+echo "berth image export (store -> OCI layout) vs skopeo copy (layout -> layout), median of $RUNS runs"
+for ref in large huge; do
+    b=(); k=()
+    for _ in $(seq "$RUNS"); do b+=("$(timed berth_export "$ref")"); k+=("$(timed skopeo_export "$ref")"); done
+    mb=$(median "${b[@]}"); mk=$(median "${k[@]}")
+    python3 -c "print(f'  {\"$ref\":6} berth {${mb}*1000:8.1f} ms   skopeo {${mk}*1000:8.1f} ms   berth/skopeo {${mb}/${mk}:.3f}')"
+done
+rm -rf "$work/exported" "$work/skopeo-out"
 
 echo "berth image render --overlay, median of $RUNS runs"
 for ref in small multi; do
