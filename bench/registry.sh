@@ -5,7 +5,7 @@
 # wall time, peak RSS, MB/s of compressed bytes. Run from the repository root.
 set -euo pipefail
 RUNS=${RUNS:-5}
-berth=$PWD/target/release/berth
+berth=${BERTH:-$PWD/target/release/berth}
 work=$PWD/target/bench/registry
 measure="python3 $PWD/bench/measure.py $RUNS"
 mkdir -p "$work"

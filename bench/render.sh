@@ -7,7 +7,7 @@
 set -euo pipefail
 RUNS=${RUNS:-7}
 HUGE_RUNS=${HUGE_RUNS:-3}
-berth=$PWD/target/release/berth
+berth=${BERTH:-$PWD/target/release/berth}
 work=$PWD/target/bench/render
 store=$work/store
 mkdir -p "$work"

@@ -6,7 +6,7 @@
 # Run from the repository root (`just bench`).
 set -euo pipefail
 RUNS=${RUNS:-7}
-berth=$PWD/target/release/berth
+berth=${BERTH:-$PWD/target/release/berth}
 work=$PWD/target/bench
 mkdir -p "$work"
 
