@@ -15,12 +15,15 @@
 //! - *snapshot*: `snapshots/<alg>-<hex of diff ID>/`, one layer unpacked with its
 //!   whiteouts in overlayfs form (char device 0/0, `trusted.overlay.opaque=y`). Written
 //!   in `snapshots/.tmp-*` and renamed when complete: a visible snapshot is complete.
+//!   Where the kernel allows, the snapshot is instead an EROFS *layer image*
+//!   (`snapshots/<alg>-<hex>.erofs`, mounted at `mounts/<alg>-<hex>`; see [`erofs`]).
 //! - *rootfs*: what a container sees as `/`.
 //!
 //! Nothing in a layer can create or change anything outside the directory it is
 //! applied to: see [`apply`] for the rules. A render that fails leaves nothing behind.
 
 mod apply;
+mod erofs;
 mod error;
 mod layer;
 mod mount;
@@ -33,7 +36,10 @@ pub use apply::{ApplyStats, OVERLAY_OPAQUE_XATTR, Whiteouts};
 pub use error::RenderError;
 pub use layer::Compression;
 pub use mount::{MountedRootfs, mount_rootfs};
-pub use snapshot::{SnapshotUse, ensure_snapshots, remove_unused_snapshots, snapshot_dir};
+pub use snapshot::{
+    DamagedImage, LayerImagesCheck, SNAPSHOTTER_ENV, SnapshotUse, Snapshotter, check_layer_images, choose_snapshotter,
+    ensure_snapshots, layer_image_path, layer_mount_dir, remove_unused_snapshots, snapshot_dir,
+};
 
 use error::io;
 
@@ -43,6 +49,9 @@ use crate::store::{Layer, Store, StoredImage};
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RenderReport {
     pub layers: Vec<LayerReport>,
+    /// The form of the layer snapshots, for an overlay rootfs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshotter: Option<Snapshotter>,
 }
 
 #[derive(Debug, serde::Serialize)]
