@@ -294,6 +294,16 @@ fn layout_from_tars(layout: &Path, images: &[(&str, Vec<&Path>)]) {
 
 #[test]
 fn a_second_image_reuses_the_snapshot_of_a_shared_base_layer() {
+    second_image_reuses_the_shared_base_layer("dir");
+}
+
+#[test]
+fn a_second_image_reuses_the_erofs_image_of_a_shared_base_layer() {
+    second_image_reuses_the_shared_base_layer("erofs");
+}
+
+/// Snapshots of the form `form` (`dir` or `erofs`) are shared, and removed by gc.
+fn second_image_reuses_the_shared_base_layer(form: &str) {
     if !is_root() {
         return;
     }
@@ -303,7 +313,7 @@ fn a_second_image_reuses_the_snapshot_of_a_shared_base_layer() {
     let top_b = tar(dir.path(), "b", r#"f("b", b"b")"#);
     let layout = dir.path().join("layout");
     layout_from_tars(&layout, &[("a", vec![&base, &top_a]), ("b", vec![&base, &top_b])]);
-    let root = Root::new();
+    let root = Root::with_snapshotter(form);
     root.ok(&["fetch", "-q", &layout_arg(&layout, "a")]);
     root.ok(&["fetch", "-q", &layout_arg(&layout, "b")]);
 
@@ -317,8 +327,10 @@ fn a_second_image_reuses_the_snapshot_of_a_shared_base_layer() {
     let actions: Vec<_> =
         first["layers"].as_array().unwrap().iter().map(|l| l["action"].as_str().unwrap().to_string()).collect();
     assert_eq!(actions, ["unpacked", "unpacked"]);
+    assert_eq!(first["snapshotter"], form);
+    let suffix = if form == "erofs" { ".erofs" } else { "" };
     let base_snapshot =
-        root.path().join("snapshots").join(format!("sha256-{}", sha256_hex(&std::fs::read(&base).unwrap())));
+        root.path().join("snapshots").join(format!("sha256-{}{suffix}", sha256_hex(&std::fs::read(&base).unwrap())));
     use std::os::unix::fs::MetadataExt;
     let before = std::fs::metadata(&base_snapshot).unwrap();
 
@@ -346,6 +358,12 @@ fn a_second_image_reuses_the_snapshot_of_a_shared_base_layer() {
     root.ok(&["image", "rm", &layout_arg(&layout, "b")]);
     root.ok(&["gc"]);
     assert_eq!(std::fs::read_dir(root.path().join("snapshots")).unwrap().count(), 0);
+    if form == "erofs" {
+        let mounts = std::fs::read_dir(root.path().join("mounts")).unwrap().count();
+        assert_eq!(mounts, 0, "gc removes the layer mounts of removed images");
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!info.contains(root.path().to_str().unwrap()), "nothing stays mounted in the store: {info}");
+    }
 }
 
 #[test]

@@ -239,9 +239,11 @@ pub fn ensure_snapshots(
     Ok((uses, report))
 }
 
-/// Remove snapshots no stored image needs (detaching their mounts), and leftovers of
-/// interrupted unpacks. Call under the store's exclusive lock. Returns how many
-/// snapshots (directories and layer images) were removed.
+/// Remove snapshots no stored image needs, and leftovers of interrupted unpacks; detach
+/// every layer mount (the next render mounts what it needs again). Detaching never
+/// breaks a rootfs in use: overlayfs holds private clones of its lower layers. Call under
+/// the store's exclusive lock. Returns how many snapshots (directories and layer images)
+/// were removed.
 pub fn remove_unused_snapshots(store: &Store) -> Result<u64, RenderError> {
     let root = snapshots_root(store);
     let mounts = mounts_root(store);
@@ -255,13 +257,12 @@ pub fn remove_unused_snapshots(store: &Store) -> Result<u64, RenderError> {
     }
     // Mounts first: a layer image is removed only once nothing new can be mounted from it.
     for path in list(&mounts)? {
-        if needed.contains(&path) {
-            continue;
-        }
         if erofs::is_mounted(&path) {
             erofs::unmount_image(&path)?;
         }
-        std::fs::remove_dir(&path).map_err(io("removing", &path))?;
+        if !needed.contains(&path) {
+            std::fs::remove_dir(&path).map_err(io("removing", &path))?;
+        }
     }
     let mut removed = 0;
     for path in list(&root)? {
