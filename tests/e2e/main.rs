@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod dropin;
+mod erofs;
 mod fault_registry;
 mod fetch_layout;
 mod hostile_layouts;
