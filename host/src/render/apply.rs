@@ -164,6 +164,10 @@ pub struct Applier {
     written: HashSet<PathBuf>,
     /// Directories whose mtime to set once the layer is done (after their contents).
     dir_times: HashMap<PathBuf, Timespec>,
+    /// Directories whose mtime to put back as it was before this layer changed their
+    /// contents; set before `dir_times`, which wins where a path through a symlink and
+    /// the directory's own entry name the same directory.
+    kept_times: HashMap<PathBuf, Timespec>,
     /// Overlay form: paths this layer whited out (a directory of that name becomes opaque).
     whited: HashSet<PathBuf>,
 }
@@ -188,6 +192,7 @@ impl Applier {
             stats: ApplyStats::default(),
             written: HashSet::new(),
             dir_times: HashMap::new(),
+            kept_times: HashMap::new(),
             whited: HashSet::new(),
         })
     }
@@ -228,7 +233,9 @@ impl Applier {
     }
 
     fn finish_dirs(&mut self) -> Result<(), RenderError> {
-        for (path, mtime) in std::mem::take(&mut self.dir_times) {
+        let kept = std::mem::take(&mut self.kept_times);
+        let explicit = std::mem::take(&mut self.dir_times);
+        for (path, mtime) in kept.into_iter().chain(explicit) {
             let times = Timestamps { last_access: mtime, last_modification: mtime };
             let fd = if path.as_os_str().is_empty() {
                 None
@@ -269,11 +276,11 @@ impl Applier {
 
     /// Remember a directory's current mtime, to restore it after this layer changes it.
     fn keep_dir_time(&mut self, parent: &Path, fd: BorrowedFd<'_>) {
-        if self.dir_times.contains_key(parent) {
+        if self.dir_times.contains_key(parent) || self.kept_times.contains_key(parent) {
             return;
         }
         if let Ok(st) = rustix::fs::fstat(fd) {
-            self.dir_times.insert(parent.to_path_buf(), ts(st.st_mtime, st.st_mtime_nsec as i64));
+            self.kept_times.insert(parent.to_path_buf(), ts(st.st_mtime, st.st_mtime_nsec as i64));
         }
     }
 
