@@ -190,7 +190,7 @@ fn dirents(nid: u64, parent: u64, data: &[u8]) -> Result<Vec<(u64, u8)>, String>
             return Err(format!("directory {nid}: block {b} is too short"));
         }
         let first = u16_at(block, 8) as usize;
-        if first < DIRENT_SIZE || first % DIRENT_SIZE != 0 || first > block.len() {
+        if first < DIRENT_SIZE || !first.is_multiple_of(DIRENT_SIZE) || first > block.len() {
             return Err(format!("directory {nid}: block {b} has a bad first name offset {first}"));
         }
         let count = first / DIRENT_SIZE;

@@ -78,6 +78,8 @@ pub fn write_empty_image(out: std::fs::File) -> std::io::Result<()> {
 
 /// Is an EROFS file system mounted at `dir`?
 pub fn is_mounted(dir: &Path) -> bool {
+    // f_type is i64 on x86_64 but narrower elsewhere.
+    #[allow(clippy::unnecessary_cast)]
     rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as i64 == EROFS_SUPER_MAGIC)
 }
 
