@@ -120,8 +120,8 @@ struct Placed {
 }
 
 impl ImageWriter {
-    /// Write the metadata of `tree` and the superblock, and sync the file.
-    pub fn finish(mut self, tree: &Tree) -> std::io::Result<()> {
+    /// Write the metadata of `tree` and the superblock; returns the file (not synced).
+    pub fn finish(mut self, tree: &Tree) -> std::io::Result<File> {
         // Every inode a directory still names, root first, once (hardlinks share one).
         let mut order: Vec<Ino> = vec![ROOT];
         let mut parent_of: HashMap<Ino, Ino> = HashMap::from([(ROOT, ROOT)]);
@@ -245,7 +245,7 @@ impl ImageWriter {
         let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
         file.seek(SeekFrom::Start(SUPER_OFFSET))?;
         file.write_all(&sb)?;
-        file.sync_all()
+        Ok(file)
     }
 }
 

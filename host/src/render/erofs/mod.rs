@@ -66,14 +66,15 @@ pub fn write_layer_image(
     {
         return Err(RenderError::DiffIdMismatch { layer: digest.clone(), expected: expected.clone(), actual });
     }
-    writer.finish(&tree).map_err(io("writing", path))?;
+    // Durable before the caller renames it into place, as blobs are.
+    writer.finish(&tree).and_then(|f| f.sync_all()).map_err(io("writing", path))?;
     Ok(tree.stats)
 }
 
 /// An image of an empty layer (just its root), for probing the kernel.
 pub fn write_empty_image(out: std::fs::File) -> std::io::Result<()> {
     let tree = tree::Tree::new(crate::store::Digest::of_bytes(crate::store::Algorithm::Sha256, b""));
-    format::ImageWriter::new(out)?.finish(&tree)
+    format::ImageWriter::new(out)?.finish(&tree).map(drop)
 }
 
 /// Is an EROFS file system mounted at `dir`?
