@@ -167,3 +167,51 @@ fn fsck_removes_a_damaged_layer_image_and_the_next_render_rebuilds_it() {
     assert_same("rebuilt erofs", &got, "flattened", &manifest(&flat, ALL));
     root.assert_fsck_clean();
 }
+
+#[test]
+fn without_erofs_mounts_berth_falls_back_to_directory_snapshots_and_says_so_once() {
+    if !is_root() {
+        return;
+    }
+    // Root of a user namespace may mount overlayfs but not EROFS: the probe fails and the
+    // render goes on with directory snapshots. The layer avoids what such a root cannot
+    // write (devices, other owners, trusted xattrs).
+    let dir = tempfile::tempdir().unwrap();
+    let layer = tar(
+        dir.path(),
+        "plain",
+        r#"
+d("etc"); f("etc/a", b"a", xattrs={"user.k": "v"}); sym("etc/l", "a"); hl("etc/h", "etc/a")
+d("usr", mode=0o750); f("usr/x", b"x" * 5000, mode=0o755); d("usr/empty")
+"#,
+    );
+    let layout = dir.path().join("layout");
+    layout_from_tars(&layout, &[("plain", vec![&layer])]);
+    let point = layout_arg(&layout, "plain");
+    let root = Root::new();
+    root.ok(&["fetch", "-q", &point]);
+    let target = dir.path().join("ns");
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount"])
+        .arg(crate::support::berth_bin())
+        .args(["image", "render", "--overlay", &point, target.to_str().unwrap()])
+        .env("BERTH_ROOT", root.path())
+        .env_remove("BERTH_SNAPSHOTTER")
+        .env_remove("BERTH_LOG")
+        .output()
+        .expect("unshare is needed (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let said: Vec<_> = stderr.lines().filter(|l| l.contains("EROFS snapshots unavailable")).collect();
+    assert_eq!(said.len(), 1, "one line says why: {stderr}");
+    assert!(said[0].contains("using directory snapshots"), "{stderr}");
+
+    let snapshots = root.snapshot_trees();
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    assert!(snapshots[0].starts_with(root.path().join("snapshots")), "a directory snapshot: {snapshots:?}");
+    // A one-layer image: its directory snapshot is its rootfs; it equals the EROFS render.
+    let fallback = manifest(&snapshots[0], ALL);
+    let erofs = overlay_manifest(&layout, "plain", "erofs", &dir.path().join("erofs"), ALL);
+    assert_same("directory snapshot (fallback)", &fallback, "erofs", &erofs);
+    assert!(fallback["/etc/h"].contains("nlink=2") && fallback["/etc/a"].contains("xattr:user.k="));
+}

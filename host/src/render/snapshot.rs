@@ -80,7 +80,10 @@ fn probe_erofs(store: &Store) -> Result<(), String> {
             std::fs::create_dir(&mnt).map_err(|e| format!("creating {}: {e}", mnt.display()))?;
             let file = std::fs::File::create(&image).map_err(|e| format!("creating {}: {e}", image.display()))?;
             erofs::write_empty_image(file).map_err(|e| format!("writing a probe image: {e}"))?;
-            erofs::mount_image(&image, &mnt).map_err(|e| format!("the kernel cannot mount an EROFS file: {e:#}"))?;
+            erofs::mount_image(&image, &mnt).map_err(|e| {
+                let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+                format!("the kernel cannot mount an EROFS file here{cause}")
+            })?;
             erofs::unmount_image(&mnt).map_err(|e| e.to_string())
         })
         .clone()

@@ -89,7 +89,7 @@ pub fn mount_image(image: &Path, dir: &Path) -> Result<(), RenderError> {
     let source = CString::new(image.as_os_str().as_bytes())
         .map_err(|e| io("mounting", image)(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
     rustix::mount::mount(source.as_c_str(), dir, c"erofs", MountFlags::RDONLY, c"")
-        .map_err(|e| RenderError::Mount { path: dir.to_path_buf(), source: e.into() })
+        .map_err(|e| io("mounting an EROFS layer image at", dir)(e.into()))
 }
 
 /// Detach the layer mount at `dir`. A rootfs already using it keeps its own reference
