@@ -56,8 +56,12 @@ fn probe_erofs(store: &Store) -> Result<(), String> {
     static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
     PROBE
         .get_or_init(|| {
-            if !rustix::process::geteuid().is_root() {
-                return Err("EROFS mounts need root".into());
+            // The kernel mounts EROFS only for root of the initial user namespace (its
+            // uid_map maps every id to itself).
+            let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+            let initial = uid_map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
+            if !rustix::process::geteuid().is_root() || !initial {
+                return Err("EROFS mounts need root outside user namespaces".into());
             }
             let listed = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
             if !listed.lines().any(|l| l.split_whitespace().last() == Some("erofs")) {
