@@ -59,6 +59,7 @@ echo "  (layout blobs on disk: $size)"
 
 echo
 bench/render.sh
+bench/erofs.sh
 
 echo
 echo "sandbox costs (in-process, cargo bench)"

@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod dropin;
+mod erofs;
 mod export;
 mod fault_registry;
 mod fetch_layout;

@@ -43,7 +43,7 @@ def fifo(name, mode=0o600):
 "#;
 
 /// Run a tar script (see [`TAR_PRELUDE`]) and return the tar's path.
-fn tar(dir: &Path, name: &str, script: &str) -> PathBuf {
+pub(crate) fn tar(dir: &Path, name: &str, script: &str) -> PathBuf {
     let path = dir.join(format!("{name}.tar"));
     let full = format!("{TAR_PRELUDE}\n{script}\nout.close()\n");
     let out = Command::new("python3").arg("-c").arg(&full).arg(&path).output().expect("python3 is needed");
@@ -99,9 +99,9 @@ d("usr", mtime=T + 30); d("usr/bin", mtime=T + 30)
 hl("usr/bin/su-third", "usr/bin/su")
 "#;
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    layout: PathBuf,
+    pub(crate) layout: PathBuf,
 }
 
 /// Layout `layout` with refs:
@@ -113,7 +113,7 @@ struct Fixture {
 ///   comes without entries for `usr` and `usr/bin` (a snapshot cannot know their lower
 ///   metadata; see docs/decisions.md), so every layer names its directories.
 /// - `features-hardlink`: `features` plus a layer hardlinking a file of a lower layer.
-fn fixture() -> &'static Fixture {
+pub(crate) fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -136,12 +136,12 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
 /// umoci's render of `reference`: `<bundle>/rootfs`.
-fn umoci_unpack(layout: &Path, reference: &str, bundle: &Path) -> PathBuf {
+pub(crate) fn umoci_unpack(layout: &Path, reference: &str, bundle: &Path) -> PathBuf {
     run_tool(
         "umoci",
         &["unpack", "--image", &format!("{}:{reference}", layout.display()), bundle.to_str().unwrap()],
@@ -151,7 +151,7 @@ fn umoci_unpack(layout: &Path, reference: &str, bundle: &Path) -> PathBuf {
 }
 
 // Both umoci and berth set directory mtimes from the layers, so they are compared too.
-const ALL: Compare = Compare { dir_mtimes: true };
+pub(crate) const ALL: Compare = Compare { dir_mtimes: true };
 
 fn render_matches_umoci(reference: &str) {
     if !is_root() {
@@ -241,7 +241,7 @@ fn overlay_render_refuses_a_hardlink_to_a_lower_layer_and_says_so() {
 
 /// An OCI layout holding one image per entry of `images` (ref → its layer tars,
 /// bottom first), written directly so any tar passes through unchanged.
-fn layout_from_tars(layout: &Path, images: &[(&str, Vec<&Path>)]) {
+pub(crate) fn layout_from_tars(layout: &Path, images: &[(&str, Vec<&Path>)]) {
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let mut manifests = Vec::new();
@@ -294,6 +294,16 @@ fn layout_from_tars(layout: &Path, images: &[(&str, Vec<&Path>)]) {
 
 #[test]
 fn a_second_image_reuses_the_snapshot_of_a_shared_base_layer() {
+    second_image_reuses_the_shared_base_layer("dir");
+}
+
+#[test]
+fn a_second_image_reuses_the_erofs_image_of_a_shared_base_layer() {
+    second_image_reuses_the_shared_base_layer("erofs");
+}
+
+/// Snapshots of the form `form` (`dir` or `erofs`) are shared, and removed by gc.
+fn second_image_reuses_the_shared_base_layer(form: &str) {
     if !is_root() {
         return;
     }
@@ -303,7 +313,7 @@ fn a_second_image_reuses_the_snapshot_of_a_shared_base_layer() {
     let top_b = tar(dir.path(), "b", r#"f("b", b"b")"#);
     let layout = dir.path().join("layout");
     layout_from_tars(&layout, &[("a", vec![&base, &top_a]), ("b", vec![&base, &top_b])]);
-    let root = Root::new();
+    let root = Root::with_snapshotter(form);
     root.ok(&["fetch", "-q", &layout_arg(&layout, "a")]);
     root.ok(&["fetch", "-q", &layout_arg(&layout, "b")]);
 
@@ -317,8 +327,10 @@ fn a_second_image_reuses_the_snapshot_of_a_shared_base_layer() {
     let actions: Vec<_> =
         first["layers"].as_array().unwrap().iter().map(|l| l["action"].as_str().unwrap().to_string()).collect();
     assert_eq!(actions, ["unpacked", "unpacked"]);
+    assert_eq!(first["snapshotter"], form);
+    let suffix = if form == "erofs" { ".erofs" } else { "" };
     let base_snapshot =
-        root.path().join("snapshots").join(format!("sha256-{}", sha256_hex(&std::fs::read(&base).unwrap())));
+        root.path().join("snapshots").join(format!("sha256-{}{suffix}", sha256_hex(&std::fs::read(&base).unwrap())));
     use std::os::unix::fs::MetadataExt;
     let before = std::fs::metadata(&base_snapshot).unwrap();
 
@@ -346,6 +358,12 @@ fn a_second_image_reuses_the_snapshot_of_a_shared_base_layer() {
     root.ok(&["image", "rm", &layout_arg(&layout, "b")]);
     root.ok(&["gc"]);
     assert_eq!(std::fs::read_dir(root.path().join("snapshots")).unwrap().count(), 0);
+    if form == "erofs" {
+        let mounts = std::fs::read_dir(root.path().join("mounts")).unwrap().count();
+        assert_eq!(mounts, 0, "gc removes the layer mounts of removed images");
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!info.contains(root.path().to_str().unwrap()), "nothing stays mounted in the store: {info}");
+    }
 }
 
 #[test]
@@ -422,9 +440,6 @@ fn assert_hostile_refused(script: &str, entry: &str) {
     let layer = tar(dir.path(), "hostile", script);
     let layout = dir.path().join("layout");
     layout_from_tars(&layout, &[("hostile", vec![&layer])]);
-    let root = Root::new();
-    root.ok(&["fetch", "-q", &layout_arg(&layout, "hostile")]);
-
     // scratch/ is where renders go; a canary sits beside it, in its parent.
     let parent = tempfile::tempdir().unwrap();
     let scratch = parent.path().join("scratch");
@@ -432,7 +447,12 @@ fn assert_hostile_refused(script: &str, entry: &str) {
     std::fs::write(parent.path().join("canary"), b"untouched").unwrap();
     let before = listing(parent.path());
 
-    for overlay in [false, true] {
+    // Flattened, then an overlay of each snapshot form (EROFS layer images need root).
+    let forms: &[(bool, &str)] =
+        if is_root() { &[(false, "dir"), (true, "erofs"), (true, "dir")] } else { &[(false, "dir"), (true, "dir")] };
+    for &(overlay, form) in forms {
+        let root = Root::with_snapshotter(form);
+        root.ok(&["fetch", "-q", &layout_arg(&layout, "hostile")]);
         let target = scratch.join(if overlay { "ov" } else { "rootfs" });
         let mut args = vec!["image", "render"];
         if overlay {
@@ -441,14 +461,14 @@ fn assert_hostile_refused(script: &str, entry: &str) {
         let point = layout_arg(&layout, "hostile");
         args.extend([point.as_str(), target.to_str().unwrap()]);
         let (code, _, err) = root.run(&args);
-        assert_eq!(code, 5, "render (overlay: {overlay}) should refuse the layer: {err}");
+        assert_eq!(code, 5, "render (overlay: {overlay}, {form} snapshots) should refuse the layer: {err}");
         assert!(err.contains(entry), "the error should name {entry:?}: {err}");
         if overlay {
             // The mount point's directory may be created; nothing is mounted or left in it.
             let _ = std::fs::remove_dir_all(&target);
             let snapshots: Vec<_> =
                 std::fs::read_dir(root.path().join("snapshots")).unwrap().map(|e| e.unwrap().file_name()).collect();
-            assert!(snapshots.is_empty(), "no snapshot (finished or not) may remain: {snapshots:?}");
+            assert!(snapshots.is_empty(), "no {form} snapshot (finished or not) may remain: {snapshots:?}");
         }
     }
     assert_eq!(listing(parent.path()), before, "nothing may change outside the render target");

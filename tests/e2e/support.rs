@@ -18,14 +18,37 @@ pub fn berth_bin() -> PathBuf {
     bin
 }
 
-/// A fresh store root, removed when dropped.
+/// A fresh store root, removed when dropped (with whatever is still mounted under it,
+/// such as shared EROFS layer mounts).
 pub struct Root {
     pub dir: tempfile::TempDir,
+    /// Extra environment for every berth command (e.g. BERTH_SNAPSHOTTER).
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let prefix = format!("{}/", self.path().display());
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<&str> =
+            info.lines().filter_map(|l| l.split_whitespace().nth(4)).filter(|m| m.starts_with(&prefix)).collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
 }
 
 impl Root {
     pub fn new() -> Root {
-        Root { dir: tempfile::tempdir().unwrap() }
+        Root { dir: tempfile::tempdir().unwrap(), env: Vec::new() }
+    }
+
+    /// A root whose berth commands use snapshots of the form `form` (`dir` or `erofs`).
+    pub fn with_snapshotter(form: &str) -> Root {
+        let mut root = Root::new();
+        root.env.push(("BERTH_SNAPSHOTTER".into(), form.into()));
+        root
     }
 
     pub fn path(&self) -> &Path {
@@ -34,7 +57,8 @@ impl Root {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(berth_bin());
-        c.env("BERTH_ROOT", self.path()).env_remove("BERTH_LOG").args(args);
+        c.env("BERTH_ROOT", self.path()).env_remove("BERTH_LOG").env_remove("BERTH_SNAPSHOTTER").args(args);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -59,6 +83,22 @@ impl Root {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// The trees holding each layer's snapshot: a snapshot directory, or where its
+    /// EROFS layer image is mounted (`snapshots/X.erofs` → `mounts/X`).
+    pub fn snapshot_trees(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(self.path().join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .map(|n| match n.strip_suffix(".erofs") {
+                Some(stem) => self.path().join("mounts").join(stem),
+                None => self.path().join("snapshots").join(n),
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// Files under `blobs/`, as (algorithm, hex) pairs.

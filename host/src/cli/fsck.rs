@@ -13,8 +13,12 @@ pub struct FsckArgs {}
 pub fn run(ctx: &Ctx, _args: FsckArgs) -> anyhow::Result<std::process::ExitCode> {
     let store = ctx.open_store(LockMode::Exclusive)?;
     let report = store.fsck()?;
+    let images = berth::render::check_layer_images(&store)?;
+    let clean = report.is_clean() && images.damaged.is_empty();
     if ctx.global.json {
-        print_json(&report)?;
+        let mut value = serde_json::to_value(&report)?;
+        value["layer_images"] = serde_json::to_value(&images)?;
+        print_json(&value)?;
     } else {
         let mut text = format!(
             "checked {} blobs ({}) and {} images: {}\n",
@@ -37,9 +41,21 @@ pub fn run(ctx: &Ctx, _args: FsckArgs) -> anyhow::Result<std::process::ExitCode>
                 }
             });
         }
+        text.push_str(&format!(
+            "checked {} layer images: {}\n",
+            images.checked,
+            if images.damaged.is_empty() {
+                "no problems".to_string()
+            } else {
+                format!("{} damaged", images.damaged.len())
+            }
+        ));
+        for d in &images.damaged {
+            text.push_str(&format!("  {}; removed, it is rebuilt from its layer when needed\n", d.reason));
+        }
         print(&text)?;
     }
-    Ok(if report.is_clean() {
+    Ok(if clean {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::from(ErrorKind::Corrupt.exit_code() as u8)

@@ -210,7 +210,12 @@ fn render(ctx: &Ctx, input: &str, dir: &Path, overlay: bool, record: bool) -> an
         (dir.to_path_buf(), report)
     };
     if ctx.global.json {
-        print_json(&json!({ "image": image.record.manifest.digest, "rootfs": rootfs, "layers": report.layers }))?;
+        print_json(&json!({
+            "image": image.record.manifest.digest,
+            "rootfs": rootfs,
+            "layers": report.layers,
+            "snapshotter": report.snapshotter,
+        }))?;
     } else if !ctx.global.quiet {
         let reused = report.layers.iter().filter(|l| l.action == "reused").count();
         print(&format!(

@@ -29,8 +29,8 @@ use tar::EntryType;
 use super::RenderError;
 use crate::store::Digest;
 
-const WHITEOUT_PREFIX: &str = ".wh.";
-const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
 /// The xattr overlayfs reads to hide a directory's lower contents.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -55,11 +55,11 @@ pub struct ApplyStats {
 
 /// A path inside the root: its components, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RelPath(PathBuf);
+pub(super) struct RelPath(pub(super) PathBuf);
 
 impl RelPath {
     /// Parse a tar path: no absolute paths, no `..`; `.` and empty components dropped.
-    fn parse(raw: &[u8]) -> Result<RelPath, &'static str> {
+    pub(super) fn parse(raw: &[u8]) -> Result<RelPath, &'static str> {
         if raw.first() == Some(&b'/') {
             return Err("absolute path");
         }
@@ -74,22 +74,85 @@ impl RelPath {
         Ok(RelPath(out))
     }
 
-    fn is_root(&self) -> bool {
+    pub(super) fn is_root(&self) -> bool {
         self.0.as_os_str().is_empty()
     }
 
-    fn split(&self) -> (&Path, &OsStr) {
+    pub(super) fn split(&self) -> (&Path, &OsStr) {
         (self.0.parent().unwrap_or(Path::new("")), self.0.file_name().unwrap_or_default())
     }
 }
 
 /// Header facts of one entry, decoded once.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: Timespec,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+pub(super) struct Meta {
+    pub(super) mode: u32,
+    pub(super) uid: u32,
+    pub(super) gid: u32,
+    pub(super) mtime: Timespec,
+    pub(super) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What an entry's name makes of it.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum EntryName<'a> {
+    /// `.wh..wh..opq`: hide all lower entries of the directory.
+    Opaque,
+    /// `.wh.<name>`: hide the lower entry `<name>`.
+    Whiteout(&'a OsStr),
+    Plain,
+}
+
+impl EntryName<'_> {
+    /// Classify a name; a whiteout that names nothing it could hide is refused.
+    pub(super) fn of(name: &OsStr) -> Result<EntryName<'_>, &'static str> {
+        let bytes = name.as_bytes();
+        if bytes == OPAQUE_WHITEOUT {
+            return Ok(EntryName::Opaque);
+        }
+        match bytes.strip_prefix(WHITEOUT_PREFIX) {
+            Some(b"" | b"." | b"..") => Err("whiteout names no entry it could hide"),
+            Some(target) => Ok(EntryName::Whiteout(OsStr::from_bytes(target))),
+            None => Ok(EntryName::Plain),
+        }
+    }
+}
+
+/// Decode an entry's header and PAX records; `bad(what)` makes the error for an
+/// unreadable field.
+pub(super) fn read_meta<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    bad: impl Fn(&str) -> RenderError,
+) -> Result<Meta, RenderError> {
+    let h = entry.header();
+    let mut meta = Meta {
+        mode: h.mode().map_err(|_| bad("mode"))?,
+        uid: u32::try_from(h.uid().map_err(|_| bad("uid"))?).map_err(|_| bad("uid"))?,
+        gid: u32::try_from(h.gid().map_err(|_| bad("gid"))?).map_err(|_| bad("gid"))?,
+        mtime: ts(h.mtime().map_err(|_| bad("mtime"))? as i64, 0),
+        xattrs: Vec::new(),
+    };
+    if let Ok(Some(pax)) = entry.pax_extensions() {
+        for ext in pax.flatten() {
+            let key = ext.key_bytes();
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                meta.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+            } else if key == b"mtime" {
+                if let Some(t) = ext.value().ok().and_then(parse_pax_time) {
+                    meta.mtime = t;
+                }
+            } else if key == b"uid" {
+                meta.uid = ext.value().ok().and_then(|v| v.parse().ok()).unwrap_or(meta.uid);
+            } else if key == b"gid" {
+                meta.gid = ext.value().ok().and_then(|v| v.parse().ok()).unwrap_or(meta.gid);
+            }
+        }
+    }
+    Ok(meta)
+}
+
+/// A device entry's numbers (0 where the header has none).
+pub(super) fn device_numbers(h: &tar::Header) -> (u32, u32) {
+    (h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0))
 }
 
 pub struct Applier {
@@ -101,6 +164,10 @@ pub struct Applier {
     written: HashSet<PathBuf>,
     /// Directories whose mtime to set once the layer is done (after their contents).
     dir_times: HashMap<PathBuf, Timespec>,
+    /// Directories whose mtime to put back as it was before this layer changed their
+    /// contents; set before `dir_times`, which wins where a path through a symlink and
+    /// the directory's own entry name the same directory.
+    kept_times: HashMap<PathBuf, Timespec>,
     /// Overlay form: paths this layer whited out (a directory of that name becomes opaque).
     whited: HashSet<PathBuf>,
 }
@@ -125,6 +192,7 @@ impl Applier {
             stats: ApplyStats::default(),
             written: HashSet::new(),
             dir_times: HashMap::new(),
+            kept_times: HashMap::new(),
             whited: HashSet::new(),
         })
     }
@@ -165,7 +233,9 @@ impl Applier {
     }
 
     fn finish_dirs(&mut self) -> Result<(), RenderError> {
-        for (path, mtime) in std::mem::take(&mut self.dir_times) {
+        let kept = std::mem::take(&mut self.kept_times);
+        let explicit = std::mem::take(&mut self.dir_times);
+        for (path, mtime) in kept.into_iter().chain(explicit) {
             let times = Timestamps { last_access: mtime, last_modification: mtime };
             let fd = if path.as_os_str().is_empty() {
                 None
@@ -206,11 +276,11 @@ impl Applier {
 
     /// Remember a directory's current mtime, to restore it after this layer changes it.
     fn keep_dir_time(&mut self, parent: &Path, fd: BorrowedFd<'_>) {
-        if self.dir_times.contains_key(parent) {
+        if self.dir_times.contains_key(parent) || self.kept_times.contains_key(parent) {
             return;
         }
         if let Ok(st) = rustix::fs::fstat(fd) {
-            self.dir_times.insert(parent.to_path_buf(), ts(st.st_mtime, st.st_mtime_nsec as i64));
+            self.kept_times.insert(parent.to_path_buf(), ts(st.st_mtime, st.st_mtime_nsec as i64));
         }
     }
 
@@ -233,12 +303,9 @@ impl Applier {
         }
 
         let (parent_path, name) = path.split();
-        let name_str = name.to_string_lossy();
-        if let Some(target) = name_str.strip_prefix(WHITEOUT_PREFIX) {
+        let kind_of_name = EntryName::of(name).map_err(|r| self.hostile(&shown, r))?;
+        if kind_of_name != EntryName::Plain {
             self.stats.whiteouts += 1;
-            if name_str != OPAQUE_WHITEOUT && (target.is_empty() || target == "." || target == "..") {
-                return Err(self.hostile(&shown, "whiteout names no entry it could hide"));
-            }
             let parent = match self.whiteouts {
                 // Nothing below a missing directory to hide; do not create it.
                 Whiteouts::Delete => match self.open_dir(parent_path) {
@@ -249,10 +316,10 @@ impl Applier {
                 Whiteouts::Overlay => self.parent(&shown, parent_path)?,
             };
             self.keep_dir_time(parent_path, parent.as_fd());
-            if name_str == OPAQUE_WHITEOUT {
-                return self.opaque(&shown, parent_path, parent.as_fd());
-            }
-            return self.whiteout(&shown, parent_path, parent.as_fd(), OsStr::new(target));
+            return match kind_of_name {
+                EntryName::Whiteout(target) => self.whiteout(&shown, parent_path, parent.as_fd(), target),
+                _ => self.opaque(&shown, parent_path, parent.as_fd()),
+            };
         }
 
         let parent = self.parent(&shown, parent_path)?;
@@ -366,37 +433,12 @@ impl Applier {
     }
 
     fn device<R: Read>(&self, entry: &tar::Entry<'_, R>) -> rustix::fs::Dev {
-        let h = entry.header();
-        makedev(h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0))
+        let (major, minor) = device_numbers(entry.header());
+        makedev(major, minor)
     }
 
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, shown: &Path) -> Result<Meta, RenderError> {
-        let h = entry.header();
-        let bad = |what: &str| self.hostile(shown, format!("unreadable {what} in its header"));
-        let mut meta = Meta {
-            mode: h.mode().map_err(|_| bad("mode"))?,
-            uid: u32::try_from(h.uid().map_err(|_| bad("uid"))?).map_err(|_| bad("uid"))?,
-            gid: u32::try_from(h.gid().map_err(|_| bad("gid"))?).map_err(|_| bad("gid"))?,
-            mtime: ts(h.mtime().map_err(|_| bad("mtime"))? as i64, 0),
-            xattrs: Vec::new(),
-        };
-        if let Ok(Some(pax)) = entry.pax_extensions() {
-            for ext in pax.flatten() {
-                let key = ext.key_bytes();
-                if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    meta.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
-                } else if key == b"mtime" {
-                    if let Some(t) = ext.value().ok().and_then(parse_pax_time) {
-                        meta.mtime = t;
-                    }
-                } else if key == b"uid" {
-                    meta.uid = ext.value().ok().and_then(|v| v.parse().ok()).unwrap_or(meta.uid);
-                } else if key == b"gid" {
-                    meta.gid = ext.value().ok().and_then(|v| v.parse().ok()).unwrap_or(meta.gid);
-                }
-            }
-        }
-        Ok(meta)
+        read_meta(entry, |what| self.hostile(shown, format!("unreadable {what} in its header")))
     }
 
     /// Owner, then mode (chown clears setuid/setgid), then xattrs (chown also clears
@@ -526,7 +568,7 @@ fn is_overlay_whiteout(st: &rustix::fs::Stat) -> bool {
 }
 
 /// `"1700000000.123456789"` → Timespec.
-fn parse_pax_time(v: &str) -> Option<Timespec> {
+pub(super) fn parse_pax_time(v: &str) -> Option<Timespec> {
     let (sec, frac) = v.split_once('.').unwrap_or((v, ""));
     let sec: i64 = sec.parse().ok()?;
     let mut nsec = 0i64;

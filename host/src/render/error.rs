@@ -33,6 +33,16 @@ pub enum RenderError {
         "layer {layer}: entry {entry:?} is a hardlink to {target:?} in a lower layer, which a snapshot cannot hold; render with --no-overlay"
     )]
     LowerHardlink { layer: Digest, entry: String, target: String },
+    /// An entry EROFS cannot hold (a name longer than 255 bytes, an xattr outside the
+    /// user/trusted/security namespaces and POSIX ACLs, a value over 64 KiB).
+    #[error("layer {layer}: entry {entry:?} cannot be stored in an EROFS snapshot: {reason}")]
+    NotStorable { layer: Digest, entry: String, reason: String },
+    #[error("EROFS image {path} is damaged: {reason}")]
+    BadImage { path: PathBuf, reason: String },
+    #[error("EROFS snapshots are unavailable ({reason}); unset BERTH_SNAPSHOTTER to fall back to directories")]
+    ErofsUnavailable { reason: String },
+    #[error("BERTH_SNAPSHOTTER={0:?} is not a snapshot form: use dir, erofs or auto")]
+    UnknownSnapshotter(String),
     #[error("render target {0} already exists and is not an empty directory")]
     TargetExists(PathBuf),
     #[error(
@@ -60,9 +70,11 @@ impl RenderError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             RenderError::Hostile { .. } | RenderError::UnsupportedMediaType { .. } => ErrorKind::Invalid,
-            RenderError::LowerHardlink { .. } => ErrorKind::Invalid,
+            RenderError::LowerHardlink { .. } | RenderError::NotStorable { .. } => ErrorKind::Invalid,
+            RenderError::BadImage { .. } => ErrorKind::Corrupt,
             RenderError::DiffIdMismatch { .. } => ErrorKind::Corrupt,
-            RenderError::TargetExists(_) => ErrorKind::Usage,
+            RenderError::TargetExists(_) | RenderError::UnknownSnapshotter(_) => ErrorKind::Usage,
+            RenderError::ErofsUnavailable { .. } => ErrorKind::Unavailable,
             RenderError::NoRecord(_) => ErrorKind::NotFound,
             RenderError::Mount { .. } => ErrorKind::Unavailable,
             RenderError::Entry { .. } | RenderError::Tar { .. } | RenderError::Io { .. } => ErrorKind::Io,

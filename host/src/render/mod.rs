@@ -17,6 +17,8 @@
 //! - *snapshot*: `snapshots/<alg>-<hex of diff ID>/`, one layer unpacked with its
 //!   whiteouts in overlayfs form (char device 0/0, `trusted.overlay.opaque=y`). Written
 //!   in `snapshots/.tmp-*` and renamed when complete: a visible snapshot is complete.
+//!   Where the kernel allows, the snapshot is instead an EROFS *layer image*
+//!   (`snapshots/<alg>-<hex>.erofs`, mounted at `mounts/<alg>-<hex>`; see [`erofs`]).
 //! - *rootfs*: what a container sees as `/`.
 //!
 //! A flattened tree can be recorded ([`save_record`]) and later checked against that
@@ -26,6 +28,7 @@
 //! applied to: see [`apply`] for the rules. A render that fails leaves nothing behind.
 
 mod apply;
+mod erofs;
 mod error;
 mod layer;
 mod mount;
@@ -40,7 +43,10 @@ pub use error::RenderError;
 pub use layer::Compression;
 pub use mount::{MountedRootfs, mount_rootfs};
 pub use record::{Difference, TreeRecord, has_record, remove_stale_records, save_record, verify_tree};
-pub use snapshot::{SnapshotUse, ensure_snapshots, remove_unused_snapshots, snapshot_dir};
+pub use snapshot::{
+    DamagedImage, LayerImagesCheck, SNAPSHOTTER_ENV, SnapshotUse, Snapshotter, check_layer_images, choose_snapshotter,
+    ensure_snapshots, layer_image_path, layer_mount_dir, remove_unused_snapshots, snapshot_dir,
+};
 
 use error::io;
 
@@ -50,6 +56,9 @@ use crate::store::{Layer, Store, StoredImage};
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RenderReport {
     pub layers: Vec<LayerReport>,
+    /// The form of the layer snapshots, for an overlay rootfs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshotter: Option<Snapshotter>,
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rustix::mount::{MountFlags, UnmountFlags};
 
 use super::error::io;
-use super::{RenderError, RenderReport, ensure_snapshots};
+use super::{RenderError, RenderReport, Snapshotter, choose_snapshotter, ensure_snapshots};
 use crate::store::{Store, StoredImage};
 
 /// A mounted overlay rootfs. Unmounted when dropped (lazily, so an open file in it
@@ -56,8 +56,17 @@ impl Drop for MountedRootfs {
 /// Unpack what is missing of `image`'s snapshots and mount its rootfs under `dir`
 /// (created if needed): `dir/upper`, `dir/work`, `dir/rootfs`. Needs CAP_SYS_ADMIN and
 /// an overlayfs that accepts trusted.* xattrs (root, or a user namespace on ≥ 5.11).
+/// Snapshots are EROFS layer images where they can be (see [`choose_snapshotter`]); an
+/// image with an entry EROFS cannot hold gets directory snapshots.
 pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<MountedRootfs, RenderError> {
-    let (snapshots, report) = ensure_snapshots(store, image)?;
+    let snapshotter = choose_snapshotter(store)?;
+    let (snapshots, report) = match ensure_snapshots(store, image, snapshotter) {
+        Err(e @ RenderError::NotStorable { .. }) => {
+            tracing::warn!("{e}; using directory snapshots for this image");
+            ensure_snapshots(store, image, Snapshotter::Dir)?
+        }
+        r => r?,
+    };
     let upper = dir.join("upper");
     let work = dir.join("work");
     let rootfs = dir.join("rootfs");
