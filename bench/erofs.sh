@@ -34,7 +34,9 @@ ms() { python3 -c "print(f'{$1*1000:8.1f} ms')"; }
 point="oci-layout:$work/layout:files"
 # Each measured step has an untimed preparation (removing 14k files costs seconds too).
 unmount_all() { for m in "$store"/mounts/* "$work"/ov/rootfs; do umount -l "$m" 2>/dev/null || true; done; }
-cold_store() { unmount_all; rm -rf "$store" "$work/ov"; }
+# A cold store keeps its compiled-handler cache, as bench/run.sh does: what a user has after
+# the first fetch of any image (a cold compile is measured by the sandbox bench).
+cold_store() { unmount_all; find "$store" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} + 2>/dev/null || true; rm -rf "$work/ov"; }
 cold_snapshots() { unmount_all; rm -rf "$store/snapshots" "$store/mounts" "$work/ov"; }
 fetch_render() {
     BERTH_SNAPSHOTTER=$1 "$berth" --root "$store" fetch -q "$point"
@@ -45,13 +47,21 @@ render_only() { BERTH_SNAPSHOTTER=$1 "$berth" --root "$store" image render -q --
 # a layer image is fsynced before it is renamed into place.
 render_synced() { render_only "$1"; sync; }
 umoci_unpack() { umoci unpack --image "$work/layout:files" "$work/bundle"; }
-podman_pull() { podman pull -q "oci:$work/layout:files"; }
+# podman with its own storage (overlay driver) and the settings this machine needs.
+podman=(podman --root "$work/podman/root" --runroot "$work/podman/run" --storage-driver overlay)
+if command -v podman >/dev/null; then
+    mkdir -p "$work/podman"
+    printf '[containers]\ndefault_ulimits = ["nofile=10000:10000"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' \
+        >"$work/podman/containers.conf"
+    export CONTAINERS_CONF=$work/podman/containers.conf
+fi
+podman_pull() { "${podman[@]}" pull -q "oci:$work/layout:files"; }
 prepare() {
     case $1 in
         fetch_render) cold_store ;;
         render_only | render_synced) cold_store; "$berth" --root "$store" fetch -q "$point" >/dev/null; sync ;;
         umoci_unpack) rm -rf "$work/bundle" ;;
-        podman_pull) podman rmi -af >/dev/null 2>&1 || true ;;
+        podman_pull) "${podman[@]}" rmi -af >/dev/null 2>&1 || true; sync ;;
     esac
 }
 
