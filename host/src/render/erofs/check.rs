@@ -61,7 +61,10 @@ impl Reader {
     }
 
     fn inode(&self, nid: u64) -> Result<RawInode, String> {
-        let at = self.meta + nid * 32;
+        let at = nid
+            .checked_mul(32)
+            .and_then(|o| o.checked_add(self.meta))
+            .ok_or_else(|| format!("inode number {nid} lies past any image"))?;
         let raw = self.read(at, INODE_SIZE as u64)?;
         let format = u16_at(&raw, 0);
         if format & 1 != 1 || format >> 4 != 0 {
