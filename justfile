@@ -50,7 +50,10 @@ test: setup lint
 demo: build
     #!/usr/bin/env bash
     set -euo pipefail
-    demo=target/demo; rm -rf "$demo"; mkdir -p "$demo"
+    demo=target/demo
+    # EROFS layer mounts stay up between runs (shared by containers): detach them first.
+    for m in "$demo"/store/mounts/*; do umount -l "$m" 2>/dev/null || true; done
+    rm -rf "$demo"; mkdir -p "$demo"
     export BERTH_ROOT="$PWD/$demo/store"
     berth=target/release/berth
     cp /bin/busybox "$demo/busybox"
@@ -64,7 +67,7 @@ demo: build
     echo; echo "== berth image inspect busybox (runtime config)"
     $berth image inspect "oci-layout:$demo/layout:busybox" | python3 -c 'import json,sys; r=json.load(sys.stdin)["record"]; print(json.dumps({k: r[k] for k in ("canonical","format","platform","runtime")}, indent=2))'
     echo; echo "== berth run oci-layout:$demo/layout:busybox (overlay of its snapshots, namespaces)"
-    $berth run "oci-layout:$demo/layout:busybox" -- -c 'echo "hello from pid $$ in $(hostname)"; busybox ls /'
+    $berth run "oci-layout:$demo/layout:busybox" -- sh -c 'echo "hello from pid $$ in $(hostname)"; busybox ls /'
     echo; echo "== berth fsck"
     $berth fsck
 
