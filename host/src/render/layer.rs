@@ -14,7 +14,13 @@ pub enum Compression {
     None,
     Gzip,
     Zstd,
+    Bzip2,
+    Xz,
 }
+
+/// The media type berth stores an appc image archive (ACI) under; its compression is
+/// told by its first bytes.
+pub const ACI_MEDIA_TYPE: &str = "application/vnd.appc.aci";
 
 impl Compression {
     /// The compression a layer media type names (OCI and Docker), or None if the type
@@ -33,6 +39,40 @@ impl Compression {
             _ => None,
         }
     }
+
+    /// The compression an archive's first bytes announce (none if no magic matches).
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else if head.starts_with(b"BZh") {
+            Compression::Bzip2
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Compression::Xz
+        } else {
+            Compression::None
+        }
+    }
+
+    /// Wrap `input` in the decoder of this compression.
+    pub fn decoder<'a, R: std::io::BufRead + Send + 'a>(self, input: R) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(input),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+            Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+            Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(input)),
+        })
+    }
+}
+
+/// Decompress `input` by its magic number: the tar stream of an ACI.
+pub fn sniffed_decoder<'a, R: std::io::BufRead + Send + 'a>(
+    mut input: R,
+) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+    let head = input.fill_buf()?;
+    Compression::sniff(head).decoder(input)
 }
 
 /// Reads through to an inner reader, hashing every byte.
@@ -102,17 +142,15 @@ impl<R: Read> Read for EndPadded<R> {
 /// algorithm of its diff_id (sha256 when the record has none).
 pub fn open(store: &Store, layer: &Layer) -> Result<HashingReader<Box<dyn Read + Send>>, RenderError> {
     let digest = &layer.blob.digest;
-    let compression = Compression::of_media_type(&layer.blob.media_type).ok_or_else(|| {
-        RenderError::UnsupportedMediaType { layer: digest.clone(), media_type: layer.blob.media_type.clone() }
-    })?;
     let file = BufReader::with_capacity(READ_BUFFER, store.blobs().open_blob(digest)?);
-    let tar: Box<dyn Read + Send> = match compression {
-        Compression::None => Box::new(file),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(file)
-                .map_err(|source| RenderError::Tar { layer: digest.clone(), source })?,
-        ),
+    let tar_err = |source| RenderError::Tar { layer: digest.clone(), source };
+    let tar = if layer.blob.media_type == ACI_MEDIA_TYPE {
+        sniffed_decoder(file).map_err(tar_err)?
+    } else {
+        let compression = Compression::of_media_type(&layer.blob.media_type).ok_or_else(|| {
+            RenderError::UnsupportedMediaType { layer: digest.clone(), media_type: layer.blob.media_type.clone() }
+        })?;
+        compression.decoder(file).map_err(tar_err)?
     };
     let algorithm = layer.diff_id.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
     Ok(HashingReader::new(tar, algorithm))

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 pub use apply::{ApplyStats, OVERLAY_OPAQUE_XATTR, Whiteouts};
 pub use error::RenderError;
-pub use layer::Compression;
+pub use layer::{ACI_MEDIA_TYPE, Compression, EndPadded, HashingReader, sniffed_decoder};
 pub use mount::{MountedRootfs, mount_rootfs};
 pub use record::{Difference, TreeRecord, has_record, remove_stale_records, save_record, verify_tree};
 pub use snapshot::{

@@ -158,6 +158,47 @@ impl Blobs {
         Ok(Ingested::Written)
     }
 
+    /// Stream `source`, whose digest is not known in advance, into the store under its
+    /// `algorithm` digest. More than `max_size` bytes is refused. Returns the digest, the
+    /// size, and whether the blob was new.
+    pub fn ingest_unknown(
+        &self,
+        source: &mut dyn Read,
+        algorithm: Algorithm,
+        max_size: u64,
+        subject: &str,
+        on_progress: &mut dyn FnMut(u64),
+    ) -> Result<(Digest, u64, Ingested), StoreError> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("ingest-{}-", std::process::id()))
+            .tempfile_in(&self.tmp)
+            .map_err(io("creating a temporary file in", &self.tmp))?;
+        let mut hasher = Hasher::new(algorithm);
+        let mut buf = vec![0u8; COPY_BUFFER];
+        let mut written: u64 = 0;
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(StoreError::Source { subject: subject.to_string(), source }),
+            };
+            written += n as u64;
+            if written > max_size {
+                return Err(StoreError::TooLarge { subject: subject.to_string(), limit: max_size });
+            }
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(io("writing", tmp.path()))?;
+            on_progress(n as u64);
+        }
+        let digest = hasher.finish();
+        if self.has(&digest) {
+            return Ok((digest, written, Ingested::AlreadyPresent));
+        }
+        self.commit(tmp, &digest)?;
+        Ok((digest, written, Ingested::Written))
+    }
+
     /// Make a verified temporary file visible under its digest: read-only, synced,
     /// renamed, and the directory synced so the name survives a crash.
     fn commit(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<(), StoreError> {

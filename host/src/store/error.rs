@@ -15,6 +15,8 @@ pub enum StoreError {
     DigestMismatch { subject: String, expected: Digest, actual: Digest },
     #[error("{subject}: expected {expected} bytes, got {actual}; nothing was stored")]
     SizeMismatch { subject: String, expected: u64, actual: u64 },
+    #[error("{subject}: larger than the {limit}-byte limit; nothing was stored")]
+    TooLarge { subject: String, limit: u64 },
     #[error("no image matches {0:?} (try `berth image list`)")]
     ImageNotFound(String),
     #[error("{query:?} matches several images: {matches}")]
@@ -55,6 +57,7 @@ impl StoreError {
             StoreError::BlobNotFound(_) | StoreError::ImageNotFound(_) => ErrorKind::NotFound,
             StoreError::AmbiguousImage { .. } => ErrorKind::Usage,
             StoreError::DigestMismatch { .. } | StoreError::SizeMismatch { .. } => ErrorKind::Corrupt,
+            StoreError::TooLarge { .. } => ErrorKind::Invalid,
             StoreError::CorruptRecord { .. } => ErrorKind::Corrupt,
             StoreError::Io { .. } | StoreError::Source { .. } | StoreError::Database { .. } => ErrorKind::Io,
             StoreError::SchemaTooNew { .. } => ErrorKind::Unavailable,

@@ -56,6 +56,7 @@ fn store_error(e: StoreError) -> WitError {
         }),
         StoreError::BlobNotFound(_) | StoreError::ImageNotFound(_) => WitError::NotFound(msg),
         StoreError::InvalidDigest { .. } => WitError::InvalidInput(msg),
+        StoreError::TooLarge { .. } => WitError::Denied(msg),
         _ => WitError::Io(msg),
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::transport::check_network;
 use super::{store_error, transport_error};
-use crate::sandbox::bindings::berth::handler::store::{Host, IngestRequest, Source};
+use crate::sandbox::bindings::berth::handler::store::{Archive, ArchiveRequest, Host, IngestRequest, Source};
 use crate::sandbox::bindings::berth::handler::types::Error as WitError;
 use crate::sandbox::grant::NetworkGrant;
 use crate::sandbox::state::HostTime;
@@ -104,6 +104,63 @@ impl StoreCtx {
         Ok(())
     }
 
+    /// Store an archive of unknown digest, then read it back decompressed to hash the
+    /// tar (sha512) and pick out the members asked for. The tar is only read.
+    fn ingest_archive_one(&self, req: &ArchiveRequest) -> Result<Archive, WitError> {
+        let size_hint = match &req.source {
+            Source::Local(range) => range.length,
+            Source::Http(_) => 0,
+        };
+        let (mut reader, subject) = self.open_source(&req.source, size_hint)?;
+        let (digest, size, outcome) = self
+            .store
+            .blobs()
+            .ingest_unknown(&mut reader, Algorithm::Sha256, req.max_size, &subject, &mut |_| {})
+            .map_err(store_error)?;
+        let reused = outcome == Ingested::AlreadyPresent;
+        let counter = if reused { &self.counters.blobs_reused } else { &self.counters.blobs_written };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if !reused {
+            self.counters.bytes_written.fetch_add(size, Ordering::Relaxed);
+            self.observer.started(&digest, size, &req.media_type);
+        }
+        self.observer.finished(&digest, reused);
+
+        let file = self.store.blobs().open_blob(&digest).map_err(store_error)?;
+        let not_an_archive =
+            |e: std::io::Error| WitError::InvalidInput(format!("{subject}: not a readable tar archive: {e}"));
+        let tar =
+            crate::render::sniffed_decoder(std::io::BufReader::with_capacity(1 << 20, file)).map_err(not_an_archive)?;
+        let mut hashed = crate::render::HashingReader::new(tar, Algorithm::Sha512);
+        let mut members = Vec::new();
+        {
+            let mut archive = tar::Archive::new(crate::render::EndPadded::new(&mut hashed));
+            for entry in archive.entries().map_err(not_an_archive)? {
+                let mut entry = entry.map_err(not_an_archive)?;
+                let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                let name = name.strip_prefix("./").unwrap_or(&name).to_string();
+                if !req.members.contains(&name) || members.iter().any(|(n, _): &(String, Vec<u8>)| *n == name) {
+                    continue;
+                }
+                if entry.header().entry_type() != tar::EntryType::Regular {
+                    return Err(WitError::InvalidInput(format!("{subject}: member {name:?} is not a regular file")));
+                }
+                if entry.size() > u64::from(self.read_cap) {
+                    return Err(WitError::Denied(format!(
+                        "{subject}: member {name:?} of {} bytes is over the {}-byte read cap",
+                        entry.size(),
+                        self.read_cap
+                    )));
+                }
+                let mut bytes = Vec::with_capacity(entry.size() as usize);
+                std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(not_an_archive)?;
+                members.push((name, bytes));
+            }
+        }
+        let uncompressed = hashed.finish().map_err(not_an_archive)?;
+        Ok(Archive { blob: digest.to_string(), size, uncompressed: uncompressed.to_string(), members })
+    }
+
     fn open_source(&self, source: &Source, size: u64) -> Result<(Box<dyn Read>, String), WitError> {
         match source {
             Source::Local(range) => {
@@ -186,6 +243,11 @@ impl Host for StoreCtx {
         }
         self.observer.finished(&digest, reused);
         Ok(digest.to_string())
+    }
+
+    fn ingest_archive(&mut self, request: ArchiveRequest) -> Result<Archive, WitError> {
+        let this = &*self;
+        this.host_time.measure(|| this.ingest_archive_one(&request))
     }
 
     fn has(&mut self, digest: String) -> bool {
