@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, a module per subsystem. Fixtures are built by umoci
 //! and skopeo from Debian's static busybox; berth never builds its own test images.
 
+mod appc;
 mod concurrency;
 mod dropin;
 mod erofs;

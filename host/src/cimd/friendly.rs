@@ -10,7 +10,8 @@ use super::{CimdError, DistributionPoint, PointKind};
 /// has one canonical point.
 ///
 /// Accepted: `cimd:…`; `oci-layout:PATH[:REF]` and `oci-archive:PATH[:REF]`;
-/// `docker://NAME[:TAG|@DIGEST]` and `oci://HOST/NAME[:TAG|@DIGEST]`; a path to an image
+/// `docker://NAME[:TAG|@DIGEST]` and `oci://HOST/NAME[:TAG|@DIGEST]`; `appc:NAME[:VERSION]`
+/// (appc discovery); a path to an image
 /// layout directory, an `.aci` file, or an `http(s)://…/x.aci` URL; and a bare
 /// `NAME[:TAG]` (Docker's naming rules).
 pub fn parse_friendly(input: &str, cwd: &Path) -> Result<DistributionPoint, CimdError> {
@@ -23,6 +24,15 @@ pub fn parse_friendly(input: &str, cwd: &Path) -> Result<DistributionPoint, Cimd
     }
     if let Some(rest) = input.strip_prefix("docker://") {
         return DistributionPoint::new(PointKind::Docker, &docker_reference(rest));
+    }
+    if let Some(rest) = input.strip_prefix("appc:") {
+        // rkt's form: NAME[:VERSION], the version a label.
+        return match rest.rsplit_once(':') {
+            Some((name, version)) if !version.contains('/') => {
+                DistributionPoint::new(PointKind::Appc, &format!("{name}?version={}", escape(version)))
+            }
+            _ => DistributionPoint::new(PointKind::Appc, rest),
+        };
     }
     if let Some(rest) = input.strip_prefix("oci://") {
         return DistributionPoint::new(PointKind::Oci, rest);
@@ -83,6 +93,12 @@ mod tests {
         assert_eq!(canon("oci-layout:/srv/l:v2"), "cimd:oci-layout:v=0:file%3A%2F%2F%2Fsrv%2Fl?ref=v2");
         assert_eq!(canon("oci-archive:rel/img.tar"), "cimd:oci-layout:v=0:file%3A%2F%2F%2Fwork%2Frel%2Fimg.tar");
         assert_eq!(canon("./x/../l"), "cimd:oci-layout:v=0:file%3A%2F%2F%2Fwork%2Fl");
+    }
+
+    #[test]
+    fn appc_names_take_an_optional_version() {
+        assert_eq!(canon("appc:example.com/app:1.0"), "cimd:appc:v=0:example.com/app?version=1.0");
+        assert_eq!(canon("appc:example.com/app"), "cimd:appc:v=0:example.com/app");
     }
 
     #[test]

@@ -87,6 +87,19 @@ impl DistributionPoint {
         Self::new(PointKind::OciLayout, &data)
     }
 
+    /// An appc image by name and labels (a dependency of an ACI), label values escaped.
+    pub fn appc<'a>(
+        name: &str,
+        labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<DistributionPoint, CimdError> {
+        let mut data = name.to_string();
+        for (i, (k, v)) in labels.into_iter().enumerate() {
+            data.push(if i == 0 { '?' } else { '&' });
+            data.push_str(&format!("{}={}", escape(k), escape(v)));
+        }
+        Self::new(PointKind::Appc, &data)
+    }
+
     /// Validate `data` for `kind` and bring it into canonical form.
     pub fn new(kind: PointKind, data: &str) -> Result<DistributionPoint, CimdError> {
         let invalid =

@@ -11,7 +11,7 @@ use berth::store::LockMode;
 use super::Ctx;
 use super::output::{human_size, print, print_json};
 use super::progress::Progress;
-use super::registry::RegistryArgs;
+use super::registry::{InsecureOption, RegistryArgs};
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
@@ -67,9 +67,10 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode>
     options.limits.time_budget = std::time::Duration::from_secs(args.handler_timeout);
     options.limits.max_concurrent_ingests = args.max_concurrent_downloads.max(1);
     options.pull_policy = args.pull_policy.map(PullPolicyArg::policy);
-    if matches!(point.kind(), PointKind::Docker | PointKind::Oci) {
+    if matches!(point.kind(), PointKind::Docker | PointKind::Oci | PointKind::Appc | PointKind::AciArchive) {
         options.http = Some(args.registry.client()?);
     }
+    options.insecure_image = args.registry.insecure(InsecureOption::Image);
 
     options.policy = ctx.policy(true)?;
     options.dropins = Some(ctx.dropins());

@@ -32,6 +32,18 @@ pub struct RegistryArgs {
     /// ~/.config/berth/registries.toml.
     #[arg(long, value_name = "FILE", env = "BERTH_REGISTRIES_CONF")]
     registries_conf: Option<PathBuf>,
+    /// Comma-separated security checks to relax: `http` (plain HTTP to any host when
+    /// HTTPS fails: appc discovery and ACI downloads), `image` (store appc images without
+    /// a valid signature from a trusted key), `all`.
+    #[arg(long, value_name = "http,image", value_delimiter = ',', value_enum)]
+    insecure_options: Vec<InsecureOption>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InsecureOption {
+    Http,
+    Image,
+    All,
 }
 
 impl RegistryArgs {
@@ -58,12 +70,18 @@ impl RegistryArgs {
                 None => RegistriesConfig::load(&registries::default_registries_files())?,
             },
             insecure_hosts: self.insecure_registries.clone(),
+            plain_http: self.insecure(InsecureOption::Http),
             ..HttpOptions::default()
         };
         if let Some(dir) = &self.certs_dir {
             options.certs_dirs.insert(0, dir.clone());
         }
         Ok(options)
+    }
+
+    /// Whether `--insecure-options` relaxes `option`.
+    pub fn insecure(&self, option: InsecureOption) -> bool {
+        self.insecure_options.iter().any(|o| *o == option || *o == InsecureOption::All)
     }
 
     pub fn client(&self) -> anyhow::Result<Arc<HttpClient>> {

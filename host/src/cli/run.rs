@@ -17,7 +17,7 @@ use berth::store::{LockMode, RuntimeConfig, Store, StoredImage};
 use super::Ctx;
 use super::fetch::PullPolicyArg;
 use super::progress::Progress;
-use super::registry::RegistryArgs;
+use super::registry::{InsecureOption, RegistryArgs};
 
 /// How the container runs: shared by `berth run` and `berth bundle`.
 #[derive(clap::Args, Debug)]
@@ -233,9 +233,10 @@ fn fetch_for_run(
             .ok_or_else(|| anyhow::anyhow!("--platform {p:?} is not os/arch[/variant], e.g. linux/arm64/v8"))?;
     }
     options.pull_policy = args.pull_policy.map(PullPolicyArg::policy);
-    if matches!(point.kind(), PointKind::Docker | PointKind::Oci) {
+    if matches!(point.kind(), PointKind::Docker | PointKind::Oci | PointKind::Appc | PointKind::AciArchive) {
         options.http = Some(args.registry.client()?);
     }
+    options.insecure_image = args.registry.insecure(InsecureOption::Image);
     options.policy = ctx.policy(true)?;
     options.dropins = Some(ctx.dropins());
     let sandbox = ctx.sandbox()?;

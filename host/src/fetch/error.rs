@@ -18,6 +18,15 @@ pub enum FetchError {
     BadRecord { handler: String, reason: String },
     #[error("{point} is not in the store, and --pull-policy=never forbids fetching it")]
     NeverPull { point: String },
+    #[error("{image}: dependency {dependency}: {source}")]
+    Dependency {
+        image: String,
+        dependency: String,
+        #[source]
+        source: Box<FetchError>,
+    },
+    #[error("{image}: dependency {dependency}: {reason}")]
+    BadDependency { image: String, dependency: String, reason: String },
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error(transparent)]
@@ -58,6 +67,8 @@ impl FetchError {
                 HandlerError::Io(_) => ErrorKind::Io,
             },
             FetchError::BadRecord { .. } => ErrorKind::Sandbox,
+            FetchError::Dependency { source, .. } => source.kind(),
+            FetchError::BadDependency { .. } => ErrorKind::Invalid,
             FetchError::Policy(e) => e.kind(),
             FetchError::DropIn(e) => e.kind(),
             FetchError::Sandbox(e) => e.kind(),

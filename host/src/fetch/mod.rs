@@ -9,6 +9,7 @@
 //! - *record*: what the handler resolved the point to; see [`ImageRecord`].
 //! - *commit*: recording the image and pointing the canonical ref at it, atomically.
 
+mod appc;
 mod error;
 pub mod handlers;
 mod record;
@@ -24,7 +25,7 @@ use crate::sandbox::dropin::Declaration;
 use crate::sandbox::{
     CacheOutcome, Grant, IngestStats, Limits, LoadedHandler, ResolveOptions, RunContext, Sandbox, WitPlatform,
 };
-use crate::store::{Digest, HandlerIdentity, ImageRecord, IngestObserver, Platform, Store};
+use crate::store::{Digest, HandlerIdentity, ImageFormat, ImageRecord, IngestObserver, Platform, Store};
 use crate::transport::{HttpClient, HttpOptions, LocalKind};
 pub use handlers::{DropIns, HandlerSource};
 
@@ -62,6 +63,11 @@ pub struct FetchOptions {
     pub policy: Option<Arc<Policy>>,
     /// Where signed drop-in handlers may come from; `None`: built-ins only.
     pub dropins: Option<Arc<DropIns>>,
+    /// Store appc images without a valid signature from a trusted key
+    /// (`--insecure-options=image`).
+    pub insecure_image: bool,
+    /// The appc images whose dependencies are being fetched, outermost first (loops).
+    pub appc_chain: Vec<String>,
 }
 
 impl Default for FetchOptions {
@@ -73,6 +79,8 @@ impl Default for FetchOptions {
             http: None,
             policy: None,
             dropins: None,
+            insecure_image: false,
+            appc_chain: Vec::new(),
         }
     }
 }
@@ -127,6 +135,19 @@ fn grant_for(point: &DistributionPoint, options: &FetchOptions) -> Result<Grant,
             let registry = point.data().split('/').next().unwrap_or_default().to_ascii_lowercase();
             Grant::network(vec![registry])
         }
+        PointKind::AciArchive => match point.local_path() {
+            Some(path) => local_grant(path)?,
+            None => {
+                let url = crate::cimd::unescape(point.data()).unwrap_or_default();
+                let host = reqwest::Url::parse(&url).map(|u| crate::transport::authority(&u)).map_err(|e| {
+                    FetchError::BadRecord { handler: "aci-archive".into(), reason: format!("{url:?}: {e}") }
+                })?;
+                Grant::network(vec![host])
+            }
+        },
+        // Discovery may lead anywhere (templates name other hosts); plain HTTP still
+        // needs `--insecure-options=http`.
+        PointKind::Appc => Grant::network(vec!["*".to_string()]),
         _ => Grant::default(),
     };
     grant.limits = options.limits.clone();
@@ -262,6 +283,7 @@ fn run_handler(
             variant: options.platform.variant.clone(),
         },
     };
+    let journal_observer = observer.clone();
     let ctx = RunContext { store: store.clone(), observer, http };
     let outcome = sandbox.resolve(handler, &grant, ctx, &point.to_string(), &resolve_options)?;
     let wit_record = outcome.result.map_err(|error| FetchError::Handler { point: point.to_string(), error })?;
@@ -271,6 +293,9 @@ fn run_handler(
         options,
         DecisionPoint::AfterResolve(policy::facts::resolved(point, &record, Vec::new(), &source.describe())),
     )?;
+    if record.format == ImageFormat::Appc {
+        appc::fetch_dependencies(store, sandbox, &record, options, &journal_observer)?;
+    }
     store.commit_image(&record)?;
     Ok(Fetched {
         record,

@@ -83,6 +83,51 @@ impl RelPath {
     }
 }
 
+/// How a tar stream's entry names map onto the tree it renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TarDialect {
+    /// An OCI or Docker layer: names are tree paths; `.wh.` names are whiteouts.
+    #[default]
+    Layer,
+    /// An appc image archive (ACI): the tree is under `rootfs/`; `manifest` (and anything
+    /// else outside `rootfs/`) is not part of it; appc has no whiteouts.
+    Aci,
+}
+
+impl TarDialect {
+    pub fn of(layer: &crate::store::Layer) -> TarDialect {
+        if layer.blob.media_type == super::layer::ACI_MEDIA_TYPE { TarDialect::Aci } else { TarDialect::Layer }
+    }
+
+    /// The tree path an entry name stands for; `None`: the entry is not part of the tree.
+    pub(super) fn tree_path(self, raw: &[u8]) -> Option<&[u8]> {
+        match self {
+            TarDialect::Layer => Some(raw),
+            TarDialect::Aci => {
+                let mut name = raw;
+                while let Some(rest) = name.strip_prefix(b"./") {
+                    name = rest;
+                }
+                let rest = name.strip_prefix(b"rootfs")?;
+                if rest.is_empty() {
+                    return Some(rest);
+                }
+                let rest = rest.strip_prefix(b"/")?;
+                let start = rest.iter().position(|b| *b != b'/').unwrap_or(rest.len());
+                Some(&rest[start..])
+            }
+        }
+    }
+
+    /// Classify a name in this dialect: appc archives hold no whiteouts.
+    pub(super) fn name_kind(self, name: &OsStr) -> Result<EntryName<'_>, &'static str> {
+        match self {
+            TarDialect::Layer => EntryName::of(name),
+            TarDialect::Aci => Ok(EntryName::Plain),
+        }
+    }
+}
+
 /// Header facts of one entry, decoded once.
 pub(super) struct Meta {
     pub(super) mode: u32,
@@ -159,6 +204,7 @@ pub struct Applier {
     root: OwnedFd,
     layer: Digest,
     whiteouts: Whiteouts,
+    dialect: TarDialect,
     stats: ApplyStats,
     /// Paths this layer wrote: whiteouts only hide what lower layers hold.
     written: HashSet<PathBuf>,
@@ -189,12 +235,19 @@ impl Applier {
             root: fd,
             layer,
             whiteouts,
+            dialect: TarDialect::Layer,
             stats: ApplyStats::default(),
             written: HashSet::new(),
             dir_times: HashMap::new(),
             kept_times: HashMap::new(),
             whited: HashSet::new(),
         })
+    }
+
+    /// Read entry names as `dialect` has them.
+    pub fn with_dialect(mut self, dialect: TarDialect) -> Applier {
+        self.dialect = dialect;
+        self
     }
 
     fn hostile(&self, entry: &Path, reason: impl Into<String>) -> RenderError {
@@ -287,7 +340,8 @@ impl Applier {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), RenderError> {
         let raw = entry.path_bytes().into_owned();
         let shown = PathBuf::from(OsStr::from_bytes(&raw));
-        let path = RelPath::parse(&raw).map_err(|r| self.hostile(&shown, r))?;
+        let Some(tree_path) = self.dialect.tree_path(&raw) else { return Ok(()) };
+        let path = RelPath::parse(tree_path).map_err(|r| self.hostile(&shown, r))?;
         self.stats.entries += 1;
         let meta = self.meta(entry, &shown)?;
         let kind = entry.header().entry_type();
@@ -303,7 +357,7 @@ impl Applier {
         }
 
         let (parent_path, name) = path.split();
-        let kind_of_name = EntryName::of(name).map_err(|r| self.hostile(&shown, r))?;
+        let kind_of_name = self.dialect.name_kind(name).map_err(|r| self.hostile(&shown, r))?;
         if kind_of_name != EntryName::Plain {
             self.stats.whiteouts += 1;
             let parent = match self.whiteouts {
@@ -390,8 +444,12 @@ impl Applier {
                     .link_name_bytes()
                     .ok_or_else(|| self.hostile(&shown, "hardlink without a target"))?
                     .into_owned();
+                let raw_target = self
+                    .dialect
+                    .tree_path(&raw_target)
+                    .ok_or_else(|| self.hostile(&shown, "hardlink target outside the archive's tree"))?;
                 let target =
-                    RelPath::parse(&raw_target).map_err(|r| self.hostile(&shown, format!("hardlink target {r}")))?;
+                    RelPath::parse(raw_target).map_err(|r| self.hostile(&shown, format!("hardlink target {r}")))?;
                 if target.is_root() {
                     return Err(self.hostile(&shown, "hardlink to the root directory"));
                 }

@@ -62,6 +62,9 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
+    /// An appc dependency that is not in the store, or does not match, or loops.
+    #[error("appc image {image}: dependency {dependency}: {reason}")]
+    Dependency { image: String, dependency: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -76,6 +79,7 @@ impl RenderError {
             RenderError::TargetExists(_) | RenderError::UnknownSnapshotter(_) => ErrorKind::Usage,
             RenderError::ErofsUnavailable { .. } => ErrorKind::Unavailable,
             RenderError::NoRecord(_) => ErrorKind::NotFound,
+            RenderError::Dependency { .. } => ErrorKind::Invalid,
             RenderError::Mount { .. } => ErrorKind::Unavailable,
             RenderError::Entry { .. } | RenderError::Tar { .. } | RenderError::Io { .. } => ErrorKind::Io,
             RenderError::Store(e) => e.kind(),

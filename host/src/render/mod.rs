@@ -27,6 +27,7 @@
 //! Nothing in a layer can create or change anything outside the directory it is
 //! applied to: see [`apply`] for the rules. A render that fails leaves nothing behind.
 
+mod appc;
 mod apply;
 mod erofs;
 mod error;
@@ -38,7 +39,8 @@ mod snapshot;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub use apply::{ApplyStats, OVERLAY_OPAQUE_XATTR, Whiteouts};
+pub use appc::{PATH_WHITELIST_ANNOTATION, apply_whitelist, find_dependency, image_layers, path_whitelist};
+pub use apply::{ApplyStats, OVERLAY_OPAQUE_XATTR, TarDialect, Whiteouts};
 pub use error::RenderError;
 pub use layer::{ACI_MEDIA_TYPE, Compression, EndPadded, HashingReader, sniffed_decoder};
 pub use mount::{MountedRootfs, mount_rootfs};
@@ -74,7 +76,7 @@ pub struct LayerReport {
 pub fn apply_layer(store: &Store, layer: &Layer, root: &Path, whiteouts: Whiteouts) -> Result<ApplyStats, RenderError> {
     let digest = &layer.blob.digest;
     let mut stream = layer::open(store, layer)?;
-    let applier = apply::Applier::new(root, digest.clone(), whiteouts)?;
+    let applier = apply::Applier::new(root, digest.clone(), whiteouts)?.with_dialect(apply::TarDialect::of(layer));
     let stats = if layer.diff_id.is_some() {
         applier.apply(layer::EndPadded::new(&mut stream))?
     } else {
@@ -102,7 +104,7 @@ pub fn flatten(store: &Store, image: &StoredImage, dir: &Path) -> Result<RenderR
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
         .map_err(io("setting the mode of", tmp.path()))?;
     let mut report = RenderReport::default();
-    for layer in &image.record.layers {
+    for layer in &image_layers(store, image)? {
         let stats = apply_layer(store, layer, tmp.path(), Whiteouts::Delete)?;
         report.layers.push(LayerReport {
             digest: layer.blob.digest.to_string(),
@@ -110,6 +112,9 @@ pub fn flatten(store: &Store, image: &StoredImage, dir: &Path) -> Result<RenderR
             action: "unpacked",
             stats: Some(stats),
         });
+    }
+    if let Some(whitelist) = path_whitelist(image)? {
+        apply_whitelist(tmp.path(), &whitelist)?;
     }
     let tmp = tmp.keep();
     if let Err(e) = std::fs::rename(&tmp, dir) {

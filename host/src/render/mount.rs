@@ -85,7 +85,13 @@ pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<Mo
     let data = CString::new(options).map_err(|e| io("mounting at", &rootfs)(std::io::Error::other(e)))?;
     rustix::mount::mount("overlay", &rootfs, "overlay", MountFlags::empty(), data.as_c_str())
         .map_err(|e| RenderError::Mount { path: rootfs.clone(), source: e.into() })?;
-    Ok(MountedRootfs { rootfs, upper, mounted: true, report })
+    let mounted = MountedRootfs { rootfs, upper, mounted: true, report };
+    if let Some(whitelist) = super::path_whitelist(image)? {
+        // Through the mount: what is removed becomes a whiteout in this rootfs's upper
+        // directory, and the shared snapshots stay whole.
+        super::apply_whitelist(&mounted.rootfs, &whitelist)?;
+    }
+    Ok(mounted)
 }
 
 /// overlayfs splits its options on `,` and lower directories on `:`; escape both.

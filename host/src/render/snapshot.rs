@@ -205,7 +205,7 @@ pub fn ensure_snapshots(
     image: &StoredImage,
     snapshotter: Snapshotter,
 ) -> Result<(Vec<SnapshotUse>, RenderReport), RenderError> {
-    let layers = &image.record.layers;
+    let layers = &super::image_layers(store, image)?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(layers.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<_> = std::thread::scope(|s| {

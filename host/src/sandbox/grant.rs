@@ -48,8 +48,9 @@ pub struct NetworkGrant {
 }
 
 impl NetworkGrant {
+    /// `*` grants every host (appc discovery, whose templates may name any).
     pub fn allows(&self, authority: &str) -> bool {
-        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(authority))
+        self.hosts.iter().any(|h| h == "*" || h.eq_ignore_ascii_case(authority))
     }
 }
 

@@ -25,6 +25,9 @@ pub struct HttpOptions {
     pub certs_dirs: Vec<PathBuf>,
     /// Registries that may use plain HTTP and unverified TLS (`--insecure-registry`).
     pub insecure_hosts: Vec<String>,
+    /// Plain HTTP may be used with any host, when HTTPS fails (`--insecure-options=http`).
+    /// TLS is still verified wherever HTTPS answers.
+    pub plain_http: bool,
     pub credentials: Credentials,
     pub registries: RegistriesConfig,
     pub connect_timeout: Duration,
@@ -43,6 +46,7 @@ impl Default for HttpOptions {
                 PathBuf::from("/etc/docker/certs.d"),
             ],
             insecure_hosts: Vec::new(),
+            plain_http: false,
             credentials: Credentials::default(),
             registries: RegistriesConfig::default(),
             connect_timeout: Duration::from_secs(30),
@@ -123,8 +127,13 @@ impl HttpClient {
         &self.options
     }
 
-    /// Whether plain HTTP (and unverified TLS, unless loopback) may be used for `authority`.
+    /// Whether plain HTTP may be used for `authority`.
     fn insecure(&self, authority: &str) -> bool {
+        self.options.plain_http || self.configured_insecure(authority)
+    }
+
+    /// Whether plain HTTP (and unverified TLS, unless loopback) is configured for `authority`.
+    fn configured_insecure(&self, authority: &str) -> bool {
         let configured = self.options.insecure_hosts.iter().any(|h| h.eq_ignore_ascii_case(authority))
             || self.options.registries.registry(authority).is_some_and(|r| r.insecure)
             || self
@@ -138,7 +147,7 @@ impl HttpClient {
     }
 
     fn skip_verify(&self, authority: &str) -> bool {
-        self.insecure(authority) && !is_loopback(authority)
+        self.configured_insecure(authority) && !is_loopback(authority)
     }
 
     fn client(&self, authority: &str) -> Result<Client, TransportError> {

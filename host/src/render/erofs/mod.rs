@@ -48,6 +48,7 @@ pub fn write_layer_image(
     let tar_err = |source| RenderError::Tar { layer: digest.clone(), source };
     let mut stream = layer::open(store, layer)?;
     let mut tree = tree::Tree::new(digest.clone());
+    tree.dialect = super::apply::TarDialect::of(layer);
     let mut writer = format::ImageWriter::new(out).map_err(io("writing", path))?;
     {
         let reader: Box<dyn Read + '_> =

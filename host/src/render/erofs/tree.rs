@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use tar::EntryType;
 
 use super::super::RenderError;
-use super::super::apply::{ApplyStats, EntryName, Meta, OVERLAY_OPAQUE_XATTR, RelPath, device_numbers, read_meta};
+use super::super::apply::{
+    ApplyStats, EntryName, Meta, OVERLAY_OPAQUE_XATTR, RelPath, TarDialect, device_numbers, read_meta,
+};
 use super::format::{NAME_MAX, xattr_index};
 use crate::store::Digest;
 
@@ -99,6 +101,8 @@ pub struct Tree {
     pub stats: ApplyStats,
     written: HashSet<PathBuf>,
     whited: HashSet<PathBuf>,
+    /// How entry names map onto the tree.
+    pub dialect: TarDialect,
 }
 
 impl Tree {
@@ -114,6 +118,7 @@ impl Tree {
             stats: ApplyStats::default(),
             written: HashSet::new(),
             whited: HashSet::new(),
+            dialect: TarDialect::Layer,
         }
     }
 
@@ -230,7 +235,8 @@ impl Tree {
     ) -> Result<(), RenderError> {
         let raw = entry.path_bytes().into_owned();
         let shown = PathBuf::from(OsStr::from_bytes(&raw));
-        let path = RelPath::parse(&raw).map_err(|r| self.hostile(&shown, r))?;
+        let Some(tree_path) = self.dialect.tree_path(&raw) else { return Ok(()) };
+        let path = RelPath::parse(tree_path).map_err(|r| self.hostile(&shown, r))?;
         self.stats.entries += 1;
         let meta = read_meta(entry, |what| self.hostile(&shown, format!("unreadable {what} in its header")))?;
         self.check_storable(&shown, &path, &meta)?;
@@ -245,7 +251,7 @@ impl Tree {
         }
 
         let (parent_path, name) = path.split();
-        let name_kind = EntryName::of(name).map_err(|r| self.hostile(&shown, r))?;
+        let name_kind = self.dialect.name_kind(name).map_err(|r| self.hostile(&shown, r))?;
         let parent = self.resolve_dir(parent_path, true).map_err(|w| self.unresolved(&shown, w))?;
         match name_kind {
             EntryName::Opaque => {
@@ -316,8 +322,12 @@ impl Tree {
                     .link_name_bytes()
                     .ok_or_else(|| self.hostile(&shown, "hardlink without a target"))?
                     .into_owned();
+                let raw_target = self
+                    .dialect
+                    .tree_path(&raw_target)
+                    .ok_or_else(|| self.hostile(&shown, "hardlink target outside the archive's tree"))?;
                 let target =
-                    RelPath::parse(&raw_target).map_err(|r| self.hostile(&shown, format!("hardlink target {r}")))?;
+                    RelPath::parse(raw_target).map_err(|r| self.hostile(&shown, format!("hardlink target {r}")))?;
                 if target.is_root() {
                     return Err(self.hostile(&shown, "hardlink to the root directory"));
                 }

@@ -1,0 +1,164 @@
+//! appc images: the dependency graph as a stack of layers, and the path whitelist.
+//!
+//! An ACI names its dependencies (by image ID, or by name and labels); each is an
+//! image in the store (fetched with it). appc renders them as the appc reference
+//! renderer (`acirenderer`) does: the image first, then its dependencies depth first,
+//! the last-named dependency before the earlier ones, and a file already provided by
+//! an earlier image wins. As a stack of layers (lowest first) that is this order
+//! reversed, with overlay semantics giving the same precedence: a directory merges, a
+//! file or a non-directory replacing a directory hides everything below it.
+//!
+//! The *path whitelist* of the rendered image (`pathWhitelist`), when not empty, is
+//! the complete list of non-directory paths that may exist in the rendered tree:
+//! everything else is removed after the layers are applied (directories stay).
+//! Deviation, written in docs/decisions.md: a dependency's own whitelist is not applied.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::RenderError;
+use super::error::io;
+use crate::cimd::DistributionPoint;
+use crate::store::{Dependency, ImageFormat, Layer, Store, StoredImage};
+
+/// Annotation holding an appc image's `pathWhitelist` (a JSON array of absolute paths).
+pub const PATH_WHITELIST_ANNOTATION: &str = "org.appc.path-whitelist";
+
+/// Deepest dependency chain followed; deeper is treated as a loop.
+const MAX_DEPTH: usize = 32;
+
+/// The layers to stack for `image`, lowest first: its own for OCI and Docker images;
+/// for appc, its dependency graph in appc order.
+pub fn image_layers(store: &Store, image: &StoredImage) -> Result<Vec<Layer>, RenderError> {
+    if image.record.format != ImageFormat::Appc || image.record.dependencies.is_empty() {
+        return Ok(image.record.layers.clone());
+    }
+    // (image, depth) in acirenderer order: highest precedence first.
+    let mut order: Vec<(StoredImage, usize)> = vec![(image.clone(), 0)];
+    let mut i = 0;
+    while i < order.len() {
+        let (current, depth) = order[i].clone();
+        for dep in &current.record.dependencies {
+            let found = find_dependency(store, &current, dep)?;
+            // A dependency that is one of its own ancestors on this branch is a loop.
+            let mut level = depth + 1;
+            for (ancestor, d) in order[..=i].iter().rev() {
+                if *d < level {
+                    if ancestor.record.manifest.digest == found.record.manifest.digest {
+                        return Err(dependency_error(&current, dep, "it depends on itself (a dependency loop)"));
+                    }
+                    level = *d;
+                }
+            }
+            if depth + 1 > MAX_DEPTH {
+                return Err(dependency_error(&current, dep, &format!("dependencies nest deeper than {MAX_DEPTH}")));
+            }
+            order.insert(i + 1, (found, depth + 1));
+        }
+        i += 1;
+    }
+    Ok(order.into_iter().rev().flat_map(|(img, _)| img.record.layers).collect())
+}
+
+fn dependency_error(image: &StoredImage, dep: &Dependency, reason: &str) -> RenderError {
+    RenderError::Dependency {
+        image: image.record.canonical.clone(),
+        dependency: describe(dep),
+        reason: reason.to_string(),
+    }
+}
+
+fn describe(dep: &Dependency) -> String {
+    let mut s = dep.name.clone();
+    for (k, v) in &dep.labels {
+        s.push_str(&format!(",{k}={v}"));
+    }
+    if let Some(id) = &dep.image_id {
+        s.push_str(&format!(" ({id})"));
+    }
+    s
+}
+
+/// The stored image a dependency names: by image ID when it has one (the uncompressed
+/// digest of the ACI, which is its layer's diff ID), else by the point it was fetched by.
+pub fn find_dependency(store: &Store, image: &StoredImage, dep: &Dependency) -> Result<StoredImage, RenderError> {
+    let point = DistributionPoint::appc(&dep.name, &dep.labels)
+        .map_err(|e| dependency_error(image, dep, &format!("not a valid appc name: {e}")))?;
+    let by_point = store.resolve_ref(&point.to_string())?;
+    let found = match (&dep.image_id, by_point) {
+        (Some(id), by_point) => {
+            let matches = |img: &StoredImage| {
+                img.record.format == ImageFormat::Appc
+                    && img.record.layers.iter().any(|l| l.diff_id.as_ref() == Some(id))
+            };
+            match by_point.filter(|i| matches(i)) {
+                Some(i) => Some(i),
+                None => store.images()?.into_iter().find(|i| matches(i)),
+            }
+        }
+        (None, by_point) => by_point,
+    };
+    found.ok_or_else(|| dependency_error(image, dep, &format!("not in the store (fetch {point})")))
+}
+
+/// The image's path whitelist, if it has a non-empty one.
+pub fn path_whitelist(image: &StoredImage) -> Result<Option<Vec<String>>, RenderError> {
+    let Some(raw) = image.record.annotations.get(PATH_WHITELIST_ANNOTATION) else { return Ok(None) };
+    let list: Vec<String> = serde_json::from_str(raw).map_err(|e| RenderError::Dependency {
+        image: image.record.canonical.clone(),
+        dependency: "pathWhitelist".into(),
+        reason: format!("the stored whitelist is not a JSON list of paths: {e}"),
+    })?;
+    Ok(if list.is_empty() { None } else { Some(list) })
+}
+
+/// Remove from the tree at `root` every non-directory whose path is not in
+/// `whitelist`. Symlinks are removed as links, never followed. Returns how many
+/// entries were removed. On an overlay mount the removals become whiteouts.
+pub fn apply_whitelist(root: &Path, whitelist: &[String]) -> Result<u64, RenderError> {
+    let allowed: std::collections::HashSet<PathBuf> =
+        whitelist.iter().map(|p| Path::new(p.trim_start_matches('/')).components().collect()).collect();
+    let mut removed = 0;
+    let mut todo: Vec<PathBuf> = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        let dir = root.join(&rel);
+        let mut names: Vec<OsString> = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io("reading", &dir))? {
+            names.push(entry.map_err(io("reading", &dir))?.file_name());
+        }
+        for name in names {
+            let path = dir.join(&name);
+            let meta = std::fs::symlink_metadata(&path).map_err(io("inspecting", &path))?;
+            let rel_path = rel.join(&name);
+            if meta.is_dir() {
+                todo.push(rel_path);
+            } else if !allowed.contains(&rel_path) {
+                std::fs::remove_file(&path).map_err(io("removing", &path))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whitelist_keeps_listed_files_and_all_directories() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("bin")).unwrap();
+        std::fs::create_dir_all(r.join("etc/empty")).unwrap();
+        std::fs::write(r.join("bin/app"), b"x").unwrap();
+        std::fs::write(r.join("bin/other"), b"x").unwrap();
+        std::fs::write(r.join("etc/passwd"), b"x").unwrap();
+        std::os::unix::fs::symlink("/bin/app", r.join("etc/link")).unwrap();
+        let removed = apply_whitelist(r, &["/bin/app".into(), "/etc/link".into()]).unwrap();
+        assert_eq!(removed, 2);
+        assert!(r.join("bin/app").exists() && r.join("etc/empty").is_dir());
+        assert!(!r.join("bin/other").exists() && !r.join("etc/passwd").exists());
+        assert!(std::fs::symlink_metadata(r.join("etc/link")).is_ok());
+    }
+}
