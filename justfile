@@ -22,6 +22,11 @@ setup:
     command -v runc >/dev/null || need+=(runc)
     command -v useradd >/dev/null || need+=(passwd)
     command -v setpriv >/dev/null || need+=(util-linux)
+    command -v actool >/dev/null || need+=(appc-spec)
+    command -v gpg >/dev/null || need+=(gnupg)
+    command -v bzip2 >/dev/null || need+=(bzip2)
+    command -v xz >/dev/null || need+=(xz-utils)
+    command -v curl >/dev/null || need+=(curl)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq

@@ -60,6 +60,7 @@ echo "  (layout blobs on disk: $size)"
 echo
 bench/render.sh
 bench/erofs.sh
+bench/appc.sh
 
 echo
 echo "sandbox costs (in-process, cargo bench)"
