@@ -60,3 +60,29 @@ fn describe(dep: &Dependency) -> String {
     }
     s
 }
+
+/// The URLs of the signing keys appc discovery announces for `prefix`
+/// (`ac-discovery-pubkeys`), found by the appc handler in its sandbox. The caller
+/// fetches and reviews the keys.
+pub fn discover_pubkeys(
+    store: &Arc<Store>,
+    sandbox: &Sandbox,
+    prefix: &str,
+    options: &FetchOptions,
+) -> Result<Vec<String>, FetchError> {
+    let kind = crate::cimd::PointKind::Appc;
+    let point = DistributionPoint::new(kind.clone(), prefix).map_err(|e| FetchError::BadDependency {
+        image: prefix.to_string(),
+        dependency: "discovery".into(),
+        reason: e.to_string(),
+    })?;
+    let chosen = super::handlers::choose(&kind, options.dropins.as_deref())?;
+    let handler = sandbox.load(&chosen.scheme, &chosen.bytes)?;
+    let grant = super::grant_for(&point, options)?;
+    let http = options.http.clone().unwrap_or_else(|| Arc::new(crate::transport::HttpClient::new(Default::default())));
+    let observer: Arc<dyn IngestObserver> = Arc::new(crate::store::NoProgress);
+    let ctx = crate::sandbox::RunContext { store: store.clone(), observer, http: Some(http) };
+    sandbox
+        .discover_pubkeys(&handler, &grant, ctx, point.data())?
+        .map_err(|error| FetchError::Handler { point: point.to_string(), error })
+}

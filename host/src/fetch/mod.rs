@@ -10,6 +10,7 @@
 //! - *commit*: recording the image and pointing the canonical ref at it, atomically.
 
 mod appc;
+pub use appc::discover_pubkeys;
 mod error;
 pub mod handlers;
 mod record;

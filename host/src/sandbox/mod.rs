@@ -127,15 +127,14 @@ impl Sandbox {
         Ok(loaded)
     }
 
-    /// Run `resolve(point, options)` in a fresh instance of `handler` under `grant`.
-    pub fn resolve(
+    /// A fresh store for one run of `handler` under `grant`: its own WASI context (no
+    /// env, args, preopens or sockets), memory cap and guest-time budget.
+    fn run_store(
         &self,
         handler: &LoadedHandler,
         grant: &Grant,
         ctx: RunContext,
-        point: &str,
-        options: &ResolveOptions,
-    ) -> Result<RunOutcome, SandboxError> {
+    ) -> Result<(wasmtime::Store<HandlerState>, MemoryOutputPipe), SandboxError> {
         let name = handler.name.clone();
         let local = match &grant.local {
             Some(g) => Some(Arc::new(
@@ -190,20 +189,60 @@ impl Sandbox {
                 Ok(UpdateDeadline::Continue(1))
             }
         });
+        Ok((store, stderr))
+    }
 
+    /// Run `resolve(point, options)` in a fresh instance of `handler` under `grant`.
+    pub fn resolve(
+        &self,
+        handler: &LoadedHandler,
+        grant: &Grant,
+        ctx: RunContext,
+        point: &str,
+        options: &ResolveOptions,
+    ) -> Result<RunOutcome, SandboxError> {
+        let (mut store, stderr) = self.run_store(handler, grant, ctx)?;
         let started = Instant::now();
         let result = handler
             .pre
             .instantiate(&mut store)
             .and_then(|instance| instance.berth_handler_resolver().call_resolve(&mut store, point, options));
-        tracing::debug!(handler = %name, elapsed = ?started.elapsed(), "resolve returned");
+        tracing::debug!(handler = %handler.name, elapsed = ?started.elapsed(), "resolve returned");
         let ingest = store.data().store.stats();
         match result {
             Ok(result) => Ok(RunOutcome { result, ingest }),
-            Err(e) => Err(classify_trap(e, store.data(), &name, budget, &stderr)),
+            Err(e) => Err(classify_trap(e, store.data(), &handler.name, grant.limits.time_budget, &stderr)),
         }
     }
+
+    /// Run `discovery.discover-pubkeys(prefix)` of a handler that exports it (the appc
+    /// handler's world, `appc-handler`): the URLs of the keys announced for `prefix`.
+    pub fn discover_pubkeys(
+        &self,
+        handler: &LoadedHandler,
+        grant: &Grant,
+        ctx: RunContext,
+        prefix: &str,
+    ) -> Result<Result<Vec<String>, HandlerError>, SandboxError> {
+        let (mut store, stderr) = self.run_store(handler, grant, ctx)?;
+        let result = (|| {
+            let instance = handler.pre.instance_pre().instantiate(&mut store)?;
+            let interface = instance
+                .get_export_index(&mut store, None, DISCOVERY_INTERFACE)
+                .ok_or_else(|| wasmtime::Error::msg(format!("the handler does not export {DISCOVERY_INTERFACE}")))?;
+            let func = instance
+                .get_export_index(&mut store, Some(&interface), "discover-pubkeys")
+                .ok_or_else(|| wasmtime::Error::msg("the handler does not export discover-pubkeys"))?;
+            let func = instance.get_typed_func::<(&str,), (Result<Vec<String>, HandlerError>,)>(&mut store, &func)?;
+            let (urls,) = func.call(&mut store, (prefix,))?;
+            Ok(urls)
+        })();
+        result.map_err(|e| classify_trap(e, store.data(), &handler.name, grant.limits.time_budget, &stderr))
+    }
 }
+
+/// The interface the appc handler exports beside `resolver`.
+const DISCOVERY_INTERFACE: &str = "berth:handler/discovery@0.1.0";
 
 fn classify_trap(
     e: wasmtime::Error,
