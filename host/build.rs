@@ -3,8 +3,12 @@
 use std::fmt::Write;
 
 /// (cimd type, crate) of each built-in handler.
-const BUILTIN: &[(&str, &str)] =
-    &[("oci-layout", "berth-handler-oci-layout"), ("docker", "berth-handler-docker"), ("oci", "berth-handler-oci")];
+const BUILTIN: &[(&str, &str)] = &[
+    ("oci-layout", "berth-handler-oci-layout"),
+    ("docker", "berth-handler-docker"),
+    ("oci", "berth-handler-oci"),
+    ("aci-archive", "berth-handler-aci-archive"),
+];
 
 fn main() {
     let crates: Vec<&str> = BUILTIN.iter().map(|(_, krate)| *krate).collect();
