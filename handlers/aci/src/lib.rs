@@ -101,9 +101,11 @@ pub fn build_record(canonical: String, aci: Aci, provenance: &Provenance) -> Ima
             })
             .collect(),
         platform,
+        // The exec is the command, not an entrypoint: `berth run IMAGE -- CMD…` replaces
+        // the whole exec, as rkt's `--exec` did.
         runtime: RuntimeConfig {
-            entrypoint: runtime.entrypoint,
-            cmd: Vec::new(),
+            entrypoint: Vec::new(),
+            cmd: runtime.entrypoint,
             env: runtime.env,
             working_dir: runtime.working_dir,
             user: runtime.user,
