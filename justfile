@@ -44,7 +44,7 @@ build: setup
 lint: setup
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 -p berth-handler-oci-layout -p berth-handler-docker -p berth-handler-oci -p berth-registry -p berth-guest -p berth-hostile-handler -p berth-image-spec -p berth-example-http-tar -- -D warnings
+    cargo clippy --target wasm32-wasip2 -p berth-handler-oci-layout -p berth-handler-docker -p berth-handler-oci -p berth-registry -p berth-guest -p berth-hostile-handler -p berth-image-spec -p berth-example-http-tar -p berth-appc-spec -p berth-aci -p berth-handler-aci-archive -p berth-handler-appc -- -D warnings
     cargo clippy --target wasm32-unknown-unknown -p berth-policy-default -p berth-hostile-policy -- -D warnings
 
 # Everything CI runs: lints, unit tests, and end-to-end tests against real tools' images.

@@ -8,6 +8,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("docker", "berth-handler-docker"),
     ("oci", "berth-handler-oci"),
     ("aci-archive", "berth-handler-aci-archive"),
+    ("appc", "berth-handler-appc"),
 ];
 
 fn main() {
