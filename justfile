@@ -22,6 +22,7 @@ setup:
     command -v runc >/dev/null || need+=(runc)
     command -v useradd >/dev/null || need+=(passwd)
     command -v setpriv >/dev/null || need+=(util-linux)
+    command -v gpg >/dev/null || need+=(gnupg)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq
