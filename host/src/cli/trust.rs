@@ -1,6 +1,6 @@
 //! `berth trust`: the OpenPGP keys trusted to sign appc images, per name prefix.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -221,7 +221,12 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     eprint!("{question}");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).context("reading the answer from standard input")?;
+    let stdin = std::io::stdin();
+    stdin.lock().read_line(&mut answer).context("reading the answer from standard input")?;
+    if !stdin.is_terminal() {
+        // A piped answer is not echoed; end the question's line.
+        eprintln!("{}", answer.trim());
+    }
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
