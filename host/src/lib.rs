@@ -13,6 +13,7 @@ pub mod run;
 pub mod sandbox;
 pub mod store;
 pub mod transport;
+pub mod trust;
 
 /// What kind of failure an error is; drives exit codes (and, later, retries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,3 +17,4 @@ mod run_image;
 mod sandbox;
 mod support;
 mod tree;
+mod trust;

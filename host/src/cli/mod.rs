@@ -11,6 +11,7 @@ mod policy;
 mod progress;
 mod registry;
 mod run;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,6 +99,8 @@ enum Command {
     /// Drop-in handler components: list, add, verify, inspect, remove; trust their signers.
     #[command(subcommand)]
     Handler(handler::HandlerCommand),
+    /// Trust OpenPGP keys to sign appc images for a name prefix; list and remove them.
+    Trust(trust::TrustArgs),
     /// Image policy: evaluate what the configured policy decides, and why.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -220,6 +223,7 @@ pub fn main() -> ExitCode {
         Command::Logout(args) => registry::logout(&ctx, args),
         Command::Policy(cmd) => policy::run(&ctx, cmd),
         Command::Handler(cmd) => handler::run(&ctx, cmd),
+        Command::Trust(args) => trust::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Bundle(args) => run::bundle(&ctx, args),
     };

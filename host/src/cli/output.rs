@@ -14,6 +14,7 @@ use berth::sandbox::SandboxError;
 use berth::sandbox::dropin::DropInError;
 use berth::store::StoreError;
 use berth::transport::TransportError;
+use berth::trust::TrustError;
 
 /// Write to stdout; a closed pipe (`berth image list | head`) is not an error.
 pub fn print(text: &str) -> anyhow::Result<()> {
@@ -62,6 +63,9 @@ fn kind_of(e: &anyhow::Error) -> ErrorKind {
             return k;
         }
         if let Some(k) = cause.downcast_ref::<RunError>().map(RunError::kind) {
+            return k;
+        }
+        if let Some(k) = cause.downcast_ref::<TrustError>().map(TrustError::kind) {
             return k;
         }
     }

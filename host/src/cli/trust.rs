@@ -1,0 +1,260 @@
+//! `berth trust`: the OpenPGP keys trusted to sign appc images, per name prefix.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use berth::transport::{HttpClient, HttpOptions, Request};
+use berth::trust::{self, KeyInfo, Keyring, Scope, TrustError, TrustedKey};
+
+use super::Ctx;
+use super::output::{print, print_json};
+
+/// The largest key file fetched over HTTP(S).
+const MAX_KEY_BYTES: usize = 1 << 20;
+
+const TRUST_HELP: &str = "\
+berth checks an appc image (ACI) against its detached signature (NAME.aci.asc) and the
+OpenPGP keys trusted for the image's name:
+  --prefix example.com/app  trusts a key for example.com/app and names below it
+                            (example.com/app/sub), on '/' boundaries: a key for
+                            example.com covers example.com/app; one for example.com/ap
+                            does not cover example.com/app
+  --root-key                trusts a key for every name (use sparingly)
+
+Before a key is added berth shows its fingerprint, user ids, creation and expiry and
+asks; compare the fingerprint with one the publisher gave you another way (their web
+site over HTTPS, a release announcement). Secret, revoked and expired keys are refused.
+A KEY is a file (armored or binary) or an https:// URL (http:// only with
+--insecure-allow-http). With --prefix and no KEY, the keys the prefix announces through
+appc discovery (ac-discovery-pubkeys) are fetched and reviewed.
+
+Keys live in $BERTH_ROOT/trust/root.d/<FINGERPRINT> and
+$BERTH_ROOT/trust/prefix.d/<prefix, '/' as %2F>/<FINGERPRINT>.
+
+Examples:
+  gpg --armor --export release@example.com > example.gpg
+  berth trust --prefix example.com/app example.gpg
+  berth trust --prefix example.com/app https://example.com/pubkeys.gpg
+  berth trust --prefix example.com/app            # keys announced by discovery
+  berth trust --root-key company.gpg
+  berth trust list
+  berth trust rm 5D2B2F5C4A1E3F8B --prefix example.com/app";
+
+/// Trust OpenPGP keys to sign appc images (ACIs) for a name prefix, or for every name;
+/// list and remove them. (Keys for drop-in handlers are `berth handler trust`.)
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true, after_help = TRUST_HELP)]
+pub struct TrustArgs {
+    #[command(subcommand)]
+    command: Option<TrustCommand>,
+    #[command(flatten)]
+    add: AddArgs,
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// List trusted keys: scope, fingerprint, user ids, expiry.
+    List,
+    /// Stop trusting a key (in one scope, or in all).
+    Rm(RmArgs),
+}
+
+#[derive(Args)]
+struct AddArgs {
+    /// Trust the keys for images named PREFIX or below it (e.g. example.com/app).
+    #[arg(long, value_name = "PREFIX", required_unless_present = "root_key", conflicts_with = "root_key")]
+    prefix: Option<String>,
+    /// Trust the keys for every image name.
+    #[arg(long)]
+    root_key: bool,
+    /// Add without showing the key and asking (for scripts that checked it already).
+    #[arg(long)]
+    skip_fingerprint_review: bool,
+    /// Allow fetching keys (and discovery) over plain http://.
+    #[arg(long)]
+    insecure_allow_http: bool,
+    /// Key files or https:// URLs; none with --prefix: discover them.
+    #[arg(value_name = "KEY", required_unless_present = "prefix")]
+    keys: Vec<String>,
+}
+
+#[derive(Args)]
+struct RmArgs {
+    /// The key's fingerprint, or its 16-digit key id (spaces and case ignored).
+    fingerprint: String,
+    /// Only the entry for this prefix.
+    #[arg(long, value_name = "PREFIX", conflicts_with = "root_key")]
+    prefix: Option<String>,
+    /// Only the root entry.
+    #[arg(long)]
+    root_key: bool,
+}
+
+pub fn run(ctx: &Ctx, args: TrustArgs) -> anyhow::Result<ExitCode> {
+    let keyring = Keyring::new(&ctx.root());
+    match args.command {
+        Some(TrustCommand::List) => list(ctx, &keyring),
+        Some(TrustCommand::Rm(rm)) => remove(ctx, &keyring, rm),
+        None => add(ctx, &keyring, args.add),
+    }
+}
+
+fn list(ctx: &Ctx, keyring: &Keyring) -> anyhow::Result<ExitCode> {
+    let keys = keyring.list()?;
+    if ctx.global.json {
+        print_json(&keys)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    if !keys.is_empty() {
+        text.push_str(&format!("{:<24} {:<40} {:<12} {}\n", "SCOPE", "FINGERPRINT", "EXPIRES", "USER IDS"));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    for k in &keys {
+        let scope = match &k.scope {
+            Scope::Root => "(root)".to_string(),
+            Scope::Prefix(p) => p.clone(),
+        };
+        let expires = match k.expires {
+            None => "never".to_string(),
+            Some(t) if t <= now => "EXPIRED".to_string(),
+            Some(t) => trust::utc(t)[..10].to_string(),
+        };
+        text.push_str(&format!("{scope:<24} {:<40} {expires:<12} {}\n", k.fingerprint, k.user_ids.join("; ")));
+    }
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove(ctx: &Ctx, keyring: &Keyring, args: RmArgs) -> anyhow::Result<ExitCode> {
+    let scope = match (&args.prefix, args.root_key) {
+        (Some(p), _) => Some(Scope::prefix(p)?),
+        (None, true) => Some(Scope::Root),
+        (None, false) => None,
+    };
+    let removed = keyring.remove(&args.fingerprint, scope.as_ref())?;
+    if ctx.global.json {
+        print_json(&removed)?;
+    } else if !ctx.global.quiet {
+        let text: String = removed.iter().map(|k| format!("removed {} for {}\n", k.fingerprint, k.scope)).collect();
+        print(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add(ctx: &Ctx, keyring: &Keyring, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let scope = match &args.prefix {
+        Some(p) => Scope::prefix(p)?,
+        None => Scope::Root,
+    };
+    let sources = if args.keys.is_empty() {
+        let Scope::Prefix(prefix) = &scope else { unreachable!("clap requires a KEY with --root-key") };
+        let urls = trust::discover_pubkey_urls(&ctx.root(), &http_options(&[]), prefix, args.insecure_allow_http)?;
+        anyhow::ensure!(!urls.is_empty(), "discovery announced no keys for {prefix:?}; give a KEY file or URL");
+        if !ctx.global.quiet {
+            eprintln!("berth: discovery for {prefix:?} announced {} key(s): {}", urls.len(), urls.join(", "));
+        }
+        urls
+    } else {
+        args.keys.clone()
+    };
+
+    let mut added: Vec<TrustedKey> = Vec::new();
+    let mut declined = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let bytes = read_key(source, args.insecure_allow_http)?;
+        let info = trust::inspect(&bytes).with_context(|| format!("key {source}"))?;
+        if !args.skip_fingerprint_review {
+            eprint!("{}", describe(&info, source, i + 1, sources.len()));
+            if !confirm(&format!("Trust this key for {}? [y/N] ", scope_question(&scope)))? {
+                eprintln!("berth: not trusting {}", info.fingerprint);
+                declined.push(info.fingerprint);
+                continue;
+            }
+        }
+        let key = keyring.add(&scope, &bytes).with_context(|| format!("key {source}"))?;
+        if !ctx.global.json && !ctx.global.quiet {
+            print(&format!("trusted {} for {}: {}\n", key.fingerprint, key.scope, key.path.display()))?;
+        }
+        added.push(key);
+    }
+    if ctx.global.json {
+        print_json(&added)?;
+    }
+    if !declined.is_empty() {
+        eprintln!("berth: declined at review, not trusted: {}", declined.join(", "));
+        return Ok(ExitCode::from(berth::ErrorKind::Denied.exit_code() as u8));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scope_question(scope: &Scope) -> String {
+    match scope {
+        Scope::Root => "every image name (root)".to_string(),
+        Scope::Prefix(p) => format!("{p:?}"),
+    }
+}
+
+/// The review text rkt showed: fingerprint in groups of four, user ids, dates.
+fn describe(info: &KeyInfo, source: &str, n: usize, of: usize) -> String {
+    let grouped: Vec<&str> =
+        info.fingerprint.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+    let mut text = if of > 1 { format!("Key {n} of {of}, from {source}:\n") } else { format!("Key from {source}:\n") };
+    text.push_str(&format!("  fingerprint  {}\n", grouped.join(" ")));
+    for uid in &info.user_ids {
+        text.push_str(&format!("  user id      {uid}\n"));
+    }
+    text.push_str(&format!("  created      {}\n", trust::utc(info.created)));
+    text.push_str(&format!("  expires      {}\n", info.expires.map_or("never".to_string(), trust::utc)));
+    for sub in &info.signing_subkeys {
+        text.push_str(&format!("  signing key  {sub}\n"));
+    }
+    text
+}
+
+/// Ask on stderr, read a line from stdin (a terminal or a pipe); only y or yes agree.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    eprint!("{question}");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    let stdin = std::io::stdin();
+    stdin.lock().read_line(&mut answer).context("reading the answer from standard input")?;
+    if !stdin.is_terminal() {
+        // A piped answer is not echoed; end the question's line.
+        eprintln!("{}", answer.trim());
+    }
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+fn http_options(insecure_hosts: &[String]) -> HttpOptions {
+    HttpOptions { insecure_hosts: insecure_hosts.to_vec(), ..HttpOptions::default() }
+}
+
+/// A key's bytes: a local file, or an https:// (or, when allowed, http://) URL.
+fn read_key(source: &str, allow_http: bool) -> anyhow::Result<Vec<u8>> {
+    let is_http = source.starts_with("http://");
+    if !is_http && !source.starts_with("https://") {
+        let path = Path::new(source);
+        return std::fs::read(path).with_context(|| format!("reading the key file {}", path.display()));
+    }
+    let url = reqwest::Url::parse(source).with_context(|| format!("key URL {source}"))?;
+    let mut insecure = Vec::new();
+    if is_http {
+        if !allow_http {
+            return Err(TrustError::PlainHttpKey { url: source.to_string() }.into());
+        }
+        insecure.push(berth::transport::authority(&url));
+    }
+    let client = HttpClient::new(http_options(&insecure));
+    let req = Request { method: "GET".into(), url: source.to_string(), headers: Vec::new(), body: None };
+    let resp = client.request(&req, MAX_KEY_BYTES).with_context(|| format!("fetching the key {source}"))?;
+    if resp.status != 200 {
+        return Err(berth::transport::TransportError::Status { url: resp.url, status: resp.status })
+            .with_context(|| format!("fetching the key {source}"));
+    }
+    Ok(resp.body)
+}
