@@ -88,10 +88,6 @@ fn trust_refuses_what_it_cannot_do_with_the_documented_codes() {
     assert_eq!(root.run(&["trust", "--root-key"]).0, 2);
     let (code, _, err) = root.run(&["trust", "--prefix", "Example.com/App", "--skip-fingerprint-review", "k.gpg"]);
     assert_eq!(code, 2, "{err}");
-    // Discovery is not wired yet: unavailable, and the message says how to give a key.
-    let (code, _, err) = root.run(&["trust", "--prefix", "example.com/app"]);
-    assert_eq!(code, 8, "{err}");
-    assert!(err.contains("berth trust --prefix example.com/app KEY.gpg"), "{err}");
     // Plain HTTP needs --insecure-allow-http (refused before any connection).
     let (code, _, err) = root.run(&["trust", "--prefix", "example.com", "http://127.0.0.1:9/k.gpg"]);
     assert_eq!(code, 4, "{err}");

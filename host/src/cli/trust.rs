@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
+use berth::fetch::{self, FetchOptions};
+use berth::store::LockMode;
 use berth::transport::{HttpClient, HttpOptions, Request};
 use berth::trust::{self, KeyInfo, Keyring, Scope, TrustError, TrustedKey};
 
@@ -153,7 +155,7 @@ fn add(ctx: &Ctx, keyring: &Keyring, args: AddArgs) -> anyhow::Result<ExitCode> 
     };
     let sources = if args.keys.is_empty() {
         let Scope::Prefix(prefix) = &scope else { unreachable!("clap requires a KEY with --root-key") };
-        let urls = trust::discover_pubkey_urls(&ctx.root(), &http_options(&[]), prefix, args.insecure_allow_http)?;
+        let urls = discover(ctx, prefix, args.insecure_allow_http)?;
         anyhow::ensure!(!urls.is_empty(), "discovery announced no keys for {prefix:?}; give a KEY file or URL");
         if !ctx.global.quiet {
             eprintln!("berth: discovery for {prefix:?} announced {} key(s): {}", urls.len(), urls.join(", "));
@@ -230,8 +232,22 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
-fn http_options(insecure_hosts: &[String]) -> HttpOptions {
-    HttpOptions { insecure_hosts: insecure_hosts.to_vec(), ..HttpOptions::default() }
+/// `--insecure-allow-http`: plain HTTP where HTTPS fails (TLS still verified where it answers).
+fn http_options(allow_http: bool) -> HttpOptions {
+    HttpOptions { plain_http: allow_http, ..HttpOptions::default() }
+}
+
+/// The key URLs appc discovery announces for `prefix`, found by the appc handler.
+fn discover(ctx: &Ctx, prefix: &str, allow_http: bool) -> anyhow::Result<Vec<String>> {
+    let store = ctx.open_store(LockMode::Shared)?;
+    let sandbox = ctx.sandbox()?;
+    let options = FetchOptions {
+        http: Some(std::sync::Arc::new(HttpClient::new(http_options(allow_http)))),
+        dropins: Some(ctx.dropins()),
+        ..FetchOptions::default()
+    };
+    fetch::discover_pubkeys(&store, &sandbox, prefix, &options)
+        .with_context(|| format!("discovering the signing keys of {prefix:?}"))
 }
 
 /// A key's bytes: a local file, or an https:// (or, when allowed, http://) URL.
@@ -242,14 +258,10 @@ fn read_key(source: &str, allow_http: bool) -> anyhow::Result<Vec<u8>> {
         return std::fs::read(path).with_context(|| format!("reading the key file {}", path.display()));
     }
     let url = reqwest::Url::parse(source).with_context(|| format!("key URL {source}"))?;
-    let mut insecure = Vec::new();
-    if is_http {
-        if !allow_http {
-            return Err(TrustError::PlainHttpKey { url: source.to_string() }.into());
-        }
-        insecure.push(berth::transport::authority(&url));
+    if is_http && !allow_http {
+        return Err(TrustError::PlainHttpKey { url: url.to_string() }.into());
     }
-    let client = HttpClient::new(http_options(&insecure));
+    let client = HttpClient::new(http_options(allow_http));
     let req = Request { method: "GET".into(), url: source.to_string(), headers: Vec::new(), body: None };
     let resp = client.request(&req, MAX_KEY_BYTES).with_context(|| format!("fetching the key {source}"))?;
     if resp.status != 200 {

@@ -86,3 +86,60 @@ pub fn discover_pubkeys(
         .discover_pubkeys(&handler, &grant, ctx, point.data())?
         .map_err(|error| FetchError::Handler { point: point.to_string(), error })
 }
+
+/// Annotations the appc handlers put on a record (handlers/appc-spec).
+const NAME_ANNOTATION: &str = "org.appc.name";
+const SIGNATURE_ANNOTATION: &str = "org.appc.signature";
+
+/// Largest detached signature read (an `.aci.asc` is a few hundred bytes).
+const MAX_SIGNATURE: usize = 64 << 10;
+
+/// Check the ACI's detached signature against the keys trusted for the image's name,
+/// unless `--insecure-options=image`. The host fetches the signature itself from where
+/// the handler says it is, and hashes the stored ACI bytes.
+pub(super) fn verify_signature(store: &Store, record: &ImageRecord, options: &FetchOptions) -> Result<(), FetchError> {
+    let image = record.canonical.clone();
+    if options.insecure_image {
+        tracing::warn!("{image}: signature not checked (--insecure-options=image)");
+        return Ok(());
+    }
+    let unsigned =
+        |url: &str, reason: String| FetchError::Unsigned { image: image.clone(), url: url.to_string(), reason };
+    let name = record
+        .annotations
+        .get(NAME_ANNOTATION)
+        .ok_or_else(|| unsigned("", "the handler did not say the image's name".into()))?;
+    let url = record
+        .annotations
+        .get(SIGNATURE_ANNOTATION)
+        .ok_or_else(|| unsigned("", "the handler named no signature".into()))?;
+    let signature = fetch_signature(url, options).map_err(|reason| unsigned(url, reason))?;
+    let layer = record.layers.first().ok_or_else(|| unsigned(url, "the record holds no ACI".into()))?;
+    let mut aci = store.blobs().open_blob(&layer.blob.digest)?;
+    let signer = crate::trust::Keyring::new(store.root())
+        .verify(name, &mut aci, &signature)
+        .map_err(|source| FetchError::Trust { image: image.clone(), source })?;
+    tracing::info!(image = %image, key = %signer.fingerprint, "signature verified");
+    Ok(())
+}
+
+/// The bytes of a detached signature at a `file://` or `http(s)://` URL.
+fn fetch_signature(url: &str, options: &FetchOptions) -> Result<Vec<u8>, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if parsed.scheme() == "file" {
+        let path = parsed.to_file_path().map_err(|_| format!("{url:?} names no local file"))?;
+        let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if meta.len() > MAX_SIGNATURE as u64 {
+            return Err(format!("{} is {} bytes, larger than any signature", path.display(), meta.len()));
+        }
+        return std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let http = options.http.clone().unwrap_or_else(|| Arc::new(crate::transport::HttpClient::new(Default::default())));
+    let request =
+        crate::transport::Request { method: "GET".into(), url: url.to_string(), headers: Vec::new(), body: None };
+    let resp = http.request(&request, MAX_SIGNATURE).map_err(|e| e.to_string())?;
+    if resp.status != 200 {
+        return Err(format!("the server answered {}", resp.status));
+    }
+    Ok(resp.body)
+}

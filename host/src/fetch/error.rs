@@ -18,7 +18,7 @@ pub enum FetchError {
     BadRecord { handler: String, reason: String },
     #[error("{point} is not in the store, and --pull-policy=never forbids fetching it")]
     NeverPull { point: String },
-    #[error("{image}: dependency {dependency}: {source}")]
+    #[error("{image}: dependency {dependency}")]
     Dependency {
         image: String,
         dependency: String,
@@ -27,6 +27,17 @@ pub enum FetchError {
     },
     #[error("{image}: dependency {dependency}: {reason}")]
     BadDependency { image: String, dependency: String, reason: String },
+    #[error(
+        "{image}: no signature{}: {reason}; sign the ACI (gpg --armor --detach-sign) or fetch with --insecure-options=image",
+        if url.is_empty() { String::new() } else { format!(" at {url}") }
+    )]
+    Unsigned { image: String, url: String, reason: String },
+    #[error("{image}: signature verification failed")]
+    Trust {
+        image: String,
+        #[source]
+        source: crate::trust::TrustError,
+    },
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error(transparent)]
@@ -69,6 +80,8 @@ impl FetchError {
             FetchError::BadRecord { .. } => ErrorKind::Sandbox,
             FetchError::Dependency { source, .. } => source.kind(),
             FetchError::BadDependency { .. } => ErrorKind::Invalid,
+            FetchError::Unsigned { .. } => ErrorKind::Denied,
+            FetchError::Trust { source, .. } => source.kind(),
             FetchError::Policy(e) => e.kind(),
             FetchError::DropIn(e) => e.kind(),
             FetchError::Sandbox(e) => e.kind(),

@@ -295,6 +295,7 @@ fn run_handler(
         DecisionPoint::AfterResolve(policy::facts::resolved(point, &record, Vec::new(), &source.describe())),
     )?;
     if record.format == ImageFormat::Appc {
+        appc::verify_signature(store, &record, options)?;
         appc::fetch_dependencies(store, sandbox, &record, options, &journal_observer)?;
     }
     store.commit_image(&record)?;

@@ -76,16 +76,6 @@ pub enum TrustError {
     BadFingerprint { fingerprint: String },
     #[error("refusing to fetch the key {url} over plain HTTP; pass --insecure-allow-http to allow it")]
     PlainHttpKey { url: String },
-    #[error(
-        "discovering the signing keys of {prefix:?} is not available yet; give the key: `berth trust --prefix {prefix} KEY.gpg`"
-    )]
-    DiscoveryUnavailable { prefix: String },
-    #[error("discovering the signing keys of {prefix:?}")]
-    Discovery {
-        prefix: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
-    },
     #[error("{action} {path}")]
     Io {
         action: &'static str,
@@ -122,7 +112,6 @@ impl TrustError {
             | TrustError::WeakHash { .. }
             | TrustError::PlainHttpKey { .. } => ErrorKind::Denied,
             TrustError::NotTrusted { .. } => ErrorKind::NotFound,
-            TrustError::DiscoveryUnavailable { .. } | TrustError::Discovery { .. } => ErrorKind::Unavailable,
             TrustError::StoredKey { .. } | TrustError::ReadSigned { .. } | TrustError::Io { .. } => ErrorKind::Io,
         }
     }

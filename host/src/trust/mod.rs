@@ -26,7 +26,6 @@
 //! over data (binary or text), not expired, not dated in the future (beyond
 //! [`CLOCK_SKEW`]) nor before its key, and not use MD5, SHA-1 or RIPEMD-160.
 
-mod discover;
 mod error;
 mod key;
 mod scope;
@@ -41,7 +40,6 @@ use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::{Signature, SignatureType};
 use serde::Serialize;
 
-pub use discover::discover_pubkey_urls;
 pub use error::TrustError;
 pub use scope::{Scope, prefixes_of};
 pub use time::utc;

@@ -180,6 +180,9 @@ fn build_world() -> World {
     for name in ["berth.invalid/base", "berth.invalid/app"] {
         discovery(w, name);
     }
+    // The host's own metadata: where `berth trust --prefix berth.invalid` finds keys.
+    let meta = std::fs::read_to_string(w.join("www").join(HOST).join("app/discovery.html")).unwrap();
+    std::fs::write(w.join("www").join(HOST).join("discovery.html"), meta).unwrap();
 
     let untrusted = build_aci(w, "berth.invalid/untrusted", serde_json::json!({}), false, &[("/x", "x\n")]);
     sign(&home, "other@berth.invalid", &untrusted);
@@ -507,4 +510,35 @@ fn appc_has_no_whiteouts() {
     let r = t.path().join("r");
     root.ok(&["image", "render", &aci.display().to_string(), &r.display().to_string()]);
     assert_eq!(std::fs::read_to_string(r.join(".wh.keep")).unwrap(), "a plain file in appc\n");
+}
+
+#[test]
+fn keys_announced_by_discovery_are_reviewed_before_they_are_trusted() {
+    let root = Root::new();
+    let server = Server::start();
+    let proxy = format!("http://127.0.0.1:{}", server.port);
+    let trust_discovered = |answer: &str| {
+        let mut child = root
+            .cmd(&["trust", "--prefix", HOST, "--insecure-allow-http"])
+            .env("HTTP_PROXY", &proxy)
+            .env("HTTPS_PROXY", &proxy)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = trust_discovered("n\n");
+    assert_eq!(code, 4, "declined: {err}");
+    assert!(err.contains("https://berth.invalid/pubkeys.gpg"), "the review names where the key came from: {err}");
+    assert!(err.contains("Berth Test"), "the review shows the user id: {err}");
+    assert_eq!(root.json(&["trust", "list"]), serde_json::json!([]));
+    let (code, err) = trust_discovered("y\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(root.json(&["trust", "list"]).as_array().unwrap().len(), 1);
+    server.ok(&root, &["fetch", "--insecure-options", "http", APP]);
 }

@@ -49,8 +49,18 @@ impl Host for TransportCtx {
     fn request(&mut self, req: HttpRequest) -> Result<HttpResponse, WitError> {
         let http = check_network(&self.handler, &self.network, self.http.as_ref(), &req.url)?;
         let request = transport::Request { method: req.method, url: req.url, headers: req.headers, body: req.body };
-        let resp =
-            self.host_time.measure(|| http.request(&request, self.read_cap as usize)).map_err(transport_error)?;
+        let https = request.url.starts_with("https://");
+        let resp = self.host_time.measure(|| http.request(&request, self.read_cap as usize)).map_err(|e| {
+            let unreachable = matches!(&e, TransportError::Http { source, .. } if source.is_connect());
+            let mut error = transport_error(e);
+            // Discovery may lead to servers that speak only plain HTTP; say how to allow it.
+            if unreachable && https && self.network.hosts.iter().any(|h| h == "*") && !http.options().plain_http {
+                if let WitError::Unavailable(m) | WitError::Io(m) = &mut error {
+                    m.push_str(" (plain HTTP is tried only with --insecure-options=http)");
+                }
+            }
+            error
+        })?;
         Ok(HttpResponse { status: resp.status, url: resp.url, headers: resp.headers, body: resp.body })
     }
 
