@@ -118,7 +118,7 @@ pub(super) fn verify_signature(store: &Store, record: &ImageRecord, options: &Fe
     let mut aci = store.blobs().open_blob(&layer.blob.digest)?;
     let signer = crate::trust::Keyring::new(store.root())
         .verify(name, &mut aci, &signature)
-        .map_err(|source| FetchError::Trust { image: image.clone(), source })?;
+        .map_err(|source| FetchError::Trust { image: image.clone(), source: Box::new(source) })?;
     tracing::info!(image = %image, key = %signer.fingerprint, "signature verified");
     Ok(())
 }

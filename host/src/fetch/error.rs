@@ -36,7 +36,7 @@ pub enum FetchError {
     Trust {
         image: String,
         #[source]
-        source: crate::trust::TrustError,
+        source: Box<crate::trust::TrustError>,
     },
     #[error(transparent)]
     Policy(#[from] PolicyError),

@@ -54,10 +54,13 @@ impl Host for TransportCtx {
             let unreachable = matches!(&e, TransportError::Http { source, .. } if source.is_connect());
             let mut error = transport_error(e);
             // Discovery may lead to servers that speak only plain HTTP; say how to allow it.
-            if unreachable && https && self.network.hosts.iter().any(|h| h == "*") && !http.options().plain_http {
-                if let WitError::Unavailable(m) | WitError::Io(m) = &mut error {
-                    m.push_str(" (plain HTTP is tried only with --insecure-options=http)");
-                }
+            if unreachable
+                && https
+                && self.network.hosts.iter().any(|h| h == "*")
+                && !http.options().plain_http
+                && let WitError::Unavailable(m) | WitError::Io(m) = &mut error
+            {
+                m.push_str(" (plain HTTP is tried only with --insecure-options=http)");
             }
             error
         })?;
