@@ -123,7 +123,11 @@ fn a_signed_drop_in_serves_its_scheme_end_to_end() {
     let row = list.as_array().unwrap().iter().find(|r| r["scheme"] == "http-tar").unwrap();
     assert_eq!(row["status"], "trusted");
     assert_eq!(row["grants"]["network"][0], "*");
-    assert_eq!(list.as_array().unwrap().iter().filter(|r| r["source"] == "builtin").count(), 3);
+    assert_eq!(
+        list.as_array().unwrap().iter().filter(|r| r["source"] == "builtin").count(),
+        5,
+        "oci-layout, docker, oci, aci-archive, appc"
+    );
     let inspect = root.json(&["handler", "inspect", "http-tar"]);
     assert_eq!(inspect["grants"]["time-budget-ms"], 60000);
 

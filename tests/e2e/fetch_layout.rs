@@ -169,7 +169,7 @@ fn malformed_points_are_usage_errors() {
     }
     let (code, _, err) = root.run(&["fetch", "oci-layout:/nonexistent/layout"]);
     assert_eq!(code, 3, "{err}");
-    let (code, _, err) = root.run(&["fetch", "cimd:appc:v=0:example.com/app?version=1"]);
+    let (code, _, err) = root.run(&["fetch", "cimd:ftp-tar:v=0:x"]);
     assert_eq!(code, 5, "{err}");
-    assert!(err.contains("no handler for distribution point type \"appc\""), "{err}");
+    assert!(err.contains("no handler for distribution point type \"ftp-tar\""), "{err}");
 }
