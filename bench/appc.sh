@@ -30,7 +30,9 @@ fixture() {
     gpg --batch --quiet --pinentry-mode loopback --passphrase '' --quick-gen-key 'Bench <bench@berth.invalid>' ed25519 sign never
     gpg --batch --quiet --armor --export bench@berth.invalid >"$work/key.asc"
     gpg --batch --quiet --armor --local-user bench@berth.invalid --detach-sign --output "$www/aci/files.aci.asc" "$www/aci/files.aci"
-    printf '<meta name="ac-discovery" content="berth.invalid https://berth.invalid/aci/files.{ext}">\n' >"$www/files/discovery.html"
+    cp "$work/key.asc" "$www/pubkeys.gpg"
+    printf '<meta name="ac-discovery" content="berth.invalid https://berth.invalid/aci/files.{ext}">\n<meta name="ac-discovery-pubkeys" content="berth.invalid https://berth.invalid/pubkeys.gpg">\n' \
+        >"$www/files/discovery.html"
 }
 fixture
 

@@ -111,12 +111,20 @@ impl StoreCtx {
             Source::Local(range) => range.length,
             Source::Http(_) => 0,
         };
-        let (mut reader, subject) = self.open_source(&req.source, size_hint)?;
-        let (digest, size, outcome) = self
-            .store
-            .blobs()
-            .ingest_unknown(&mut reader, Algorithm::Sha256, req.max_size, &subject, &mut |_| {})
-            .map_err(store_error)?;
+        let (reader, subject) = self.open_source(&req.source, size_hint)?;
+        // One pass: the bytes go to the store on this thread and, through a bounded
+        // channel, to a thread that decompresses and reads the tar, so downloading,
+        // storing and decompressing overlap.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHANNEL_CHUNKS);
+        let (ingested, read) = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| read_archive(ChannelReader::new(rx), &req.members, self.read_cap, &subject));
+            let mut tee = Tee { inner: reader, to: Some(tx) };
+            let ingested =
+                self.store.blobs().ingest_unknown(&mut tee, Algorithm::Sha256, req.max_size, &subject, &mut |_| {});
+            drop(tee);
+            (ingested, worker.join().expect("the archive reader does not panic"))
+        });
+        let (digest, size, outcome) = ingested.map_err(store_error)?;
         let reused = outcome == Ingested::AlreadyPresent;
         let counter = if reused { &self.counters.blobs_reused } else { &self.counters.blobs_written };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -125,39 +133,7 @@ impl StoreCtx {
             self.observer.started(&digest, size, &req.media_type);
         }
         self.observer.finished(&digest, reused);
-
-        let file = self.store.blobs().open_blob(&digest).map_err(store_error)?;
-        let not_an_archive =
-            |e: std::io::Error| WitError::InvalidInput(format!("{subject}: not a readable tar archive: {e}"));
-        let tar =
-            crate::render::sniffed_decoder(std::io::BufReader::with_capacity(1 << 20, file)).map_err(not_an_archive)?;
-        let mut hashed = crate::render::HashingReader::new(tar, Algorithm::Sha512);
-        let mut members = Vec::new();
-        {
-            let mut archive = tar::Archive::new(crate::render::EndPadded::new(&mut hashed));
-            for entry in archive.entries().map_err(not_an_archive)? {
-                let mut entry = entry.map_err(not_an_archive)?;
-                let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                let name = name.strip_prefix("./").unwrap_or(&name).to_string();
-                if !req.members.contains(&name) || members.iter().any(|(n, _): &(String, Vec<u8>)| *n == name) {
-                    continue;
-                }
-                if entry.header().entry_type() != tar::EntryType::Regular {
-                    return Err(WitError::InvalidInput(format!("{subject}: member {name:?} is not a regular file")));
-                }
-                if entry.size() > u64::from(self.read_cap) {
-                    return Err(WitError::Denied(format!(
-                        "{subject}: member {name:?} of {} bytes is over the {}-byte read cap",
-                        entry.size(),
-                        self.read_cap
-                    )));
-                }
-                let mut bytes = Vec::with_capacity(entry.size() as usize);
-                std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(not_an_archive)?;
-                members.push((name, bytes));
-            }
-        }
-        let uncompressed = hashed.finish().map_err(not_an_archive)?;
+        let (uncompressed, members) = read?;
         Ok(Archive { blob: digest.to_string(), size, uncompressed: uncompressed.to_string(), members })
     }
 
@@ -279,6 +255,98 @@ impl Read for RangeReader {
         let n = self.file.read_at(&mut buf[..want], self.offset)?;
         self.offset += n as u64;
         self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Chunks in flight between the store writer and the archive reader (of up to 1 MiB).
+const CHANNEL_CHUNKS: usize = 16;
+
+/// Decompress an archive (by magic number), hash the tar with sha512, and return the
+/// regular-file members named in `wanted` (each at most `cap` bytes). Reads to the end.
+fn read_archive(
+    input: impl Read + Send,
+    wanted: &[String],
+    cap: u32,
+    subject: &str,
+) -> Result<(crate::store::Digest, Vec<(String, Vec<u8>)>), WitError> {
+    let not_an_archive =
+        |e: std::io::Error| WitError::InvalidInput(format!("{subject}: not a readable tar archive: {e}"));
+    let tar =
+        crate::render::sniffed_decoder(std::io::BufReader::with_capacity(1 << 20, input)).map_err(not_an_archive)?;
+    let mut hashed = crate::render::HashingReader::new(tar, Algorithm::Sha512);
+    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    {
+        let mut archive = tar::Archive::new(crate::render::EndPadded::new(&mut hashed));
+        for entry in archive.entries().map_err(not_an_archive)? {
+            let mut entry = entry.map_err(not_an_archive)?;
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let name = name.strip_prefix("./").unwrap_or(&name).to_string();
+            if !wanted.contains(&name) || members.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                return Err(WitError::InvalidInput(format!("{subject}: member {name:?} is not a regular file")));
+            }
+            if entry.size() > u64::from(cap) {
+                return Err(WitError::Denied(format!(
+                    "{subject}: member {name:?} of {} bytes is over the {cap}-byte read cap",
+                    entry.size()
+                )));
+            }
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut bytes).map_err(not_an_archive)?;
+            members.push((name, bytes));
+        }
+    }
+    let uncompressed = hashed.finish().map_err(not_an_archive)?;
+    Ok((uncompressed, members))
+}
+
+/// Passes every chunk read through to a channel as well, until its receiver is gone
+/// (a reader that failed early: the store still gets every byte).
+struct Tee<R> {
+    inner: R,
+    to: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0
+            && let Some(to) = &self.to
+            && to.send(buf[..n].to_vec()).is_err()
+        {
+            self.to = None;
+        }
+        Ok(n)
+    }
+}
+
+/// The receiving end of a [`Tee`], as a stream; ends when the sender is dropped.
+struct ChannelReader {
+    from: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(from: std::sync::mpsc::Receiver<Vec<u8>>) -> ChannelReader {
+        ChannelReader { from, chunk: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.chunk.len() {
+            match self.from.recv() {
+                Ok(chunk) => (self.chunk, self.pos) = (chunk, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }
