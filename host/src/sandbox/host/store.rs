@@ -262,6 +262,9 @@ impl Read for RangeReader {
 /// Chunks in flight between the store writer and the archive reader (of up to 1 MiB).
 const CHANNEL_CHUNKS: usize = 16;
 
+/// Archive members by name, with their bytes.
+type Members = Vec<(String, Vec<u8>)>;
+
 /// Decompress an archive (by magic number), hash the tar with sha512, and return the
 /// regular-file members named in `wanted` (each at most `cap` bytes). Reads to the end.
 fn read_archive(
@@ -269,13 +272,13 @@ fn read_archive(
     wanted: &[String],
     cap: u32,
     subject: &str,
-) -> Result<(crate::store::Digest, Vec<(String, Vec<u8>)>), WitError> {
+) -> Result<(crate::store::Digest, Members), WitError> {
     let not_an_archive =
         |e: std::io::Error| WitError::InvalidInput(format!("{subject}: not a readable tar archive: {e}"));
     let tar =
         crate::render::sniffed_decoder(std::io::BufReader::with_capacity(1 << 20, input)).map_err(not_an_archive)?;
     let mut hashed = crate::render::HashingReader::new(tar, Algorithm::Sha512);
-    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut members: Members = Vec::new();
     {
         let mut archive = tar::Archive::new(crate::render::EndPadded::new(&mut hashed));
         for entry in archive.entries().map_err(not_an_archive)? {
