@@ -110,12 +110,19 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         ImageCommand::Inspect { image } => {
             let store = ctx.open_store(LockMode::Shared)?;
             let found = ctx.find(&store, &image)?;
-            print_json(&json!({
+            let mut shown = json!({
                 "id": found.record.manifest.digest,
                 "refs": found.refs,
                 "created": found.created_at,
                 "record": found.record,
-            }))?;
+            });
+            // appc names an image by the sha512 of its decompressed ACI, as `sha512-<hex>`.
+            if found.record.format == berth::store::ImageFormat::Appc
+                && let Some(id) = found.record.layers.first().and_then(|l| l.diff_id.as_ref())
+            {
+                shown["appcImageId"] = json!(format!("{}-{}", id.algorithm().name(), id.hex()));
+            }
+            print_json(&shown)?;
             Ok(ExitCode::SUCCESS)
         }
         ImageCommand::CatManifest { image } => {

@@ -343,6 +343,7 @@ fn a_discovered_signed_aci_and_its_dependency_fetch_render_and_run() {
 
     let image = root.json(&["image", "inspect", APP]);
     assert_eq!(image["record"]["format"], "appc", "{image}");
+    assert!(image["appcImageId"].as_str().unwrap().starts_with("sha512-"), "{image}");
 
     // Rendered in appc order, with the app's whitelist applied.
     let t = tempfile::tempdir().unwrap();
