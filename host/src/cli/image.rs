@@ -238,6 +238,10 @@ fn render(ctx: &Ctx, input: &str, dir: &Path, overlay: bool, record: bool) -> an
 
 fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store(LockMode::Exclusive)?;
+    if let Some(refusal) = needed_by_others(ctx, &store, inputs)? {
+        eprintln!("berth: {refusal}");
+        return Ok(ExitCode::from(berth::ErrorKind::Usage.exit_code() as u8));
+    }
     let mut removed = Vec::new();
     for input in inputs {
         let canonical = ctx.point(input).ok().map(|p| p.to_string());
@@ -270,6 +274,28 @@ fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode
         print(&text)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why removing `inputs` would break an appc image that stays (one of them is its
+/// dependency), if it would.
+fn needed_by_others(ctx: &Ctx, store: &Store, inputs: &[String]) -> anyhow::Result<Option<String>> {
+    let targets = inputs.iter().map(|i| ctx.find(store, i)).collect::<anyhow::Result<Vec<_>>>()?;
+    let removing: std::collections::HashSet<_> = targets.iter().map(|t| t.record.manifest.digest.clone()).collect();
+    for other in store.images()? {
+        if other.record.format != berth::store::ImageFormat::Appc || removing.contains(&other.record.manifest.digest) {
+            continue;
+        }
+        for dep in &other.record.dependencies {
+            let Ok(found) = berth::render::find_dependency(store, &other, dep) else { continue };
+            if let Some(target) = targets.iter().find(|t| t.record.manifest.digest == found.record.manifest.digest) {
+                return Ok(Some(format!(
+                    "{} is a dependency of {}, which renders on top of it: remove that image too (or first)",
+                    target.record.canonical, other.record.canonical
+                )));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn save_record(store: &Store, dir: &Path, image: &StoredImage) -> anyhow::Result<()> {

@@ -369,6 +369,16 @@ fn a_discovered_signed_aci_and_its_dependency_fetch_render_and_run() {
     let out = root.ok(&["run", "--net", "none", APP, "--", "/bin/echo", "overridden"]);
     assert_eq!(out, "overridden\n");
     root.assert_fsck_clean();
+
+    // The dependency stays while the app needs it; both go together.
+    let base = "cimd:appc:v=0:berth.invalid/base?arch=amd64&os=linux&version=1.0";
+    let (code, _, err) = root.run(&["image", "rm", base]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("dependency of") && err.contains("berth.invalid/app"), "{err}");
+    assert_eq!(root.image_count(), 2);
+    root.ok(&["image", "rm", base, APP]);
+    assert_eq!(root.image_count(), 0);
+    root.assert_fsck_clean();
 }
 
 #[test]
