@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{FetchError, FetchOptions, fetch};
 use crate::cimd::DistributionPoint;
 use crate::sandbox::Sandbox;
-use crate::store::{Dependency, ImageRecord, IngestObserver, Store};
+use crate::store::{ImageRecord, IngestObserver, Store};
 
 /// Longest chain of dependencies followed; a longer one is treated as a loop.
 const MAX_DEPTH: usize = 16;
@@ -24,7 +24,7 @@ pub(super) fn fetch_dependencies(
     for dep in &record.dependencies {
         let bad = |reason: String| FetchError::BadDependency {
             image: record.canonical.clone(),
-            dependency: describe(dep),
+            dependency: dep.to_string(),
             reason,
         };
         let point = DistributionPoint::appc(&dep.name, &dep.labels).map_err(|e| bad(e.to_string()))?;
@@ -40,7 +40,7 @@ pub(super) fn fetch_dependencies(
         }
         let dep_options = FetchOptions { appc_chain: chain, ..options.clone() };
         let fetched = fetch(store, sandbox, &point, &dep_options, observer.clone()).map_err(|e| {
-            FetchError::Dependency { image: record.canonical.clone(), dependency: describe(dep), source: Box::new(e) }
+            FetchError::Dependency { image: record.canonical.clone(), dependency: dep.to_string(), source: Box::new(e) }
         })?;
         if let Some(id) = &dep.image_id {
             let actual: Vec<_> = fetched.record.layers.iter().filter_map(|l| l.diff_id.as_ref()).collect();
@@ -51,14 +51,6 @@ pub(super) fn fetch_dependencies(
         }
     }
     Ok(())
-}
-
-fn describe(dep: &Dependency) -> String {
-    let mut s = dep.name.clone();
-    for (k, v) in &dep.labels {
-        s.push_str(&format!(",{k}={v}"));
-    }
-    s
 }
 
 /// The URLs of the signing keys appc discovery announces for `prefix`
@@ -79,7 +71,7 @@ pub fn discover_pubkeys(
     let chosen = super::handlers::choose(&kind, options.dropins.as_deref())?;
     let handler = sandbox.load(&chosen.scheme, &chosen.bytes)?;
     let grant = super::grant_for(&point, options)?;
-    let http = options.http.clone().unwrap_or_else(|| Arc::new(crate::transport::HttpClient::new(Default::default())));
+    let http = options.http_client();
     let observer: Arc<dyn IngestObserver> = Arc::new(crate::store::NoProgress);
     let ctx = crate::sandbox::RunContext { store: store.clone(), observer, http: Some(http) };
     sandbox
@@ -134,7 +126,7 @@ fn fetch_signature(url: &str, options: &FetchOptions) -> Result<Vec<u8>, String>
         }
         return std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
     }
-    let http = options.http.clone().unwrap_or_else(|| Arc::new(crate::transport::HttpClient::new(Default::default())));
+    let http = options.http_client();
     let request =
         crate::transport::Request { method: "GET".into(), url: url.to_string(), headers: Vec::new(), body: None };
     let resp = http.request(&request, MAX_SIGNATURE).map_err(|e| e.to_string())?;

@@ -86,6 +86,13 @@ impl Default for FetchOptions {
     }
 }
 
+impl FetchOptions {
+    /// The configured HTTP client, or one with default options.
+    fn http_client(&self) -> Arc<HttpClient> {
+        self.http.clone().unwrap_or_else(|| Arc::new(HttpClient::new(HttpOptions::default())))
+    }
+}
+
 /// What a fetch did.
 #[derive(Debug)]
 pub struct Fetched {
@@ -272,11 +279,7 @@ fn run_handler(
         HandlerSource::Builtin => grant_for(point, options)?,
         HandlerSource::DropIn { declaration, .. } => dropin_grant(point, declaration, options)?,
     };
-    let http = if grant.network.hosts.is_empty() {
-        None
-    } else {
-        Some(options.http.clone().unwrap_or_else(|| Arc::new(HttpClient::new(HttpOptions::default()))))
-    };
+    let http = if grant.network.hosts.is_empty() { None } else { Some(options.http_client()) };
     let resolve_options = ResolveOptions {
         platform: WitPlatform {
             os: options.platform.os.clone(),

@@ -69,14 +69,10 @@ fn dependency_error(image: &StoredImage, dep: &Dependency, reason: &str) -> Rend
 }
 
 fn describe(dep: &Dependency) -> String {
-    let mut s = dep.name.clone();
-    for (k, v) in &dep.labels {
-        s.push_str(&format!(",{k}={v}"));
+    match &dep.image_id {
+        Some(id) => format!("{dep} ({id})"),
+        None => dep.to_string(),
     }
-    if let Some(id) = &dep.image_id {
-        s.push_str(&format!(" ({id})"));
-    }
-    s
 }
 
 /// The stored image a dependency names: by image ID when it has one (the uncompressed

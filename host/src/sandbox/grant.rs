@@ -49,8 +49,12 @@ pub struct NetworkGrant {
 
 impl NetworkGrant {
     /// `*` grants every host (appc discovery, whose templates may name any).
+    pub fn is_open(&self) -> bool {
+        self.hosts.iter().any(|h| h == "*")
+    }
+
     pub fn allows(&self, authority: &str) -> bool {
-        self.hosts.iter().any(|h| h == "*" || h.eq_ignore_ascii_case(authority))
+        self.is_open() || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(authority))
     }
 }
 

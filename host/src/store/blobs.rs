@@ -110,35 +110,11 @@ impl Blobs {
         if self.has(&expect.digest) {
             return Ok(Ingested::AlreadyPresent);
         }
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&format!("ingest-{}-", std::process::id()))
-            .tempfile_in(&self.tmp)
-            .map_err(io("creating a temporary file in", &self.tmp))?;
-        let mut hasher = Hasher::new(expect.digest.algorithm());
-        let mut buf = vec![0u8; COPY_BUFFER];
-        let mut written: u64 = 0;
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(StoreError::Source { subject: subject.to_string(), source });
-                }
-            };
-            written += n as u64;
-            // Stop reading as soon as the source is longer than announced.
-            if written > expect.size {
-                return Err(StoreError::SizeMismatch {
-                    subject: subject.to_string(),
-                    expected: expect.size,
-                    actual: written,
-                });
-            }
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n]).map_err(io("writing", tmp.path()))?;
-            on_progress(n as u64);
-        }
+        // Stop reading as soon as the source is longer than announced.
+        let too_long =
+            |actual| StoreError::SizeMismatch { subject: subject.to_string(), expected: expect.size, actual };
+        let (tmp, actual, written) =
+            self.spool(source, expect.digest.algorithm(), expect.size, subject, on_progress, too_long)?;
         if written != expect.size {
             return Err(StoreError::SizeMismatch {
                 subject: subject.to_string(),
@@ -146,7 +122,6 @@ impl Blobs {
                 actual: written,
             });
         }
-        let actual = hasher.finish();
         if actual != expect.digest {
             return Err(StoreError::DigestMismatch {
                 subject: subject.to_string(),
@@ -169,6 +144,26 @@ impl Blobs {
         subject: &str,
         on_progress: &mut dyn FnMut(u64),
     ) -> Result<(Digest, u64, Ingested), StoreError> {
+        let too_large = |_| StoreError::TooLarge { subject: subject.to_string(), limit: max_size };
+        let (tmp, digest, written) = self.spool(source, algorithm, max_size, subject, on_progress, too_large)?;
+        if self.has(&digest) {
+            return Ok((digest, written, Ingested::AlreadyPresent));
+        }
+        self.commit(tmp, &digest)?;
+        Ok((digest, written, Ingested::Written))
+    }
+
+    /// Copy `source` into a new temporary file under `tmp/`, hashing it with `algorithm`.
+    /// Reading stops with `over(bytes read)` once more than `limit` bytes came.
+    fn spool(
+        &self,
+        source: &mut dyn Read,
+        algorithm: Algorithm,
+        limit: u64,
+        subject: &str,
+        on_progress: &mut dyn FnMut(u64),
+        over: impl Fn(u64) -> StoreError,
+    ) -> Result<(tempfile::NamedTempFile, Digest, u64), StoreError> {
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!("ingest-{}-", std::process::id()))
             .tempfile_in(&self.tmp)
@@ -184,19 +179,14 @@ impl Blobs {
                 Err(source) => return Err(StoreError::Source { subject: subject.to_string(), source }),
             };
             written += n as u64;
-            if written > max_size {
-                return Err(StoreError::TooLarge { subject: subject.to_string(), limit: max_size });
+            if written > limit {
+                return Err(over(written));
             }
             hasher.update(&buf[..n]);
             tmp.write_all(&buf[..n]).map_err(io("writing", tmp.path()))?;
             on_progress(n as u64);
         }
-        let digest = hasher.finish();
-        if self.has(&digest) {
-            return Ok((digest, written, Ingested::AlreadyPresent));
-        }
-        self.commit(tmp, &digest)?;
-        Ok((digest, written, Ingested::Written))
+        Ok((tmp, hasher.finish(), written))
     }
 
     /// Make a verified temporary file visible under its digest: read-only, synced,

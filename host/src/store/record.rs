@@ -50,6 +50,17 @@ pub struct Dependency {
     pub size: Option<u64>,
 }
 
+/// `name,label=value,…`, as appc writes a dependency.
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        for (k, v) in &self.labels {
+            write!(f, ",{k}={v}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     pub os: String,

@@ -104,6 +104,18 @@ impl StoreCtx {
         Ok(())
     }
 
+    /// Count a blob stored whole in one call (a document, an archive) and tell the
+    /// observer it is done.
+    fn count(&self, digest: &Digest, size: u64, outcome: Ingested) {
+        let reused = outcome == Ingested::AlreadyPresent;
+        let counter = if reused { &self.counters.blobs_reused } else { &self.counters.blobs_written };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if !reused {
+            self.counters.bytes_written.fetch_add(size, Ordering::Relaxed);
+        }
+        self.observer.finished(digest, reused);
+    }
+
     /// Store an archive of unknown digest, then read it back decompressed to hash the
     /// tar (sha512) and pick out the members asked for. The tar is only read.
     fn ingest_archive_one(&self, req: &ArchiveRequest) -> Result<Archive, WitError> {
@@ -125,14 +137,10 @@ impl StoreCtx {
             (ingested, worker.join().expect("the archive reader does not panic"))
         });
         let (digest, size, outcome) = ingested.map_err(store_error)?;
-        let reused = outcome == Ingested::AlreadyPresent;
-        let counter = if reused { &self.counters.blobs_reused } else { &self.counters.blobs_written };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if !reused {
-            self.counters.bytes_written.fetch_add(size, Ordering::Relaxed);
+        if outcome == Ingested::Written {
             self.observer.started(&digest, size, &req.media_type);
         }
-        self.observer.finished(&digest, reused);
+        self.count(&digest, size, outcome);
         let (uncompressed, members) = read?;
         Ok(Archive { blob: digest.to_string(), size, uncompressed: uncompressed.to_string(), members })
     }
@@ -211,13 +219,7 @@ impl Host for StoreCtx {
             .host_time
             .measure(|| self.store.blobs().ingest(&mut bytes.as_slice(), &expect, &subject, &mut |_| {}))
             .map_err(store_error)?;
-        let reused = outcome == Ingested::AlreadyPresent;
-        let counter = if reused { &self.counters.blobs_reused } else { &self.counters.blobs_written };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if !reused {
-            self.counters.bytes_written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        }
-        self.observer.finished(&digest, reused);
+        self.count(&digest, bytes.len() as u64, outcome);
         Ok(digest.to_string())
     }
 

@@ -56,7 +56,7 @@ impl Host for TransportCtx {
             // Discovery may lead to servers that speak only plain HTTP; say how to allow it.
             if unreachable
                 && https
-                && self.network.hosts.iter().any(|h| h == "*")
+                && self.network.is_open()
                 && !http.options().plain_http
                 && let WitError::Unavailable(m) | WitError::Io(m) = &mut error
             {
