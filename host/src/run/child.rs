@@ -11,11 +11,27 @@ use std::os::fd::RawFd;
 
 use libc::{c_char, c_ulong};
 
-/// Where the child failed; `index` picks the mount, rlimit or exec candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub(super) enum Step {
-    WaitParent = 1,
+/// Declares [`Step`] and the list of its variants once, so a number read back from the
+/// child maps to the same variant it was written from.
+macro_rules! steps {
+    ($first:ident, $($rest:ident),+ $(,)?) => {
+        /// Where the child failed; `index` picks the mount, rlimit or exec candidate.
+        /// Numbered from 1: a zeroed record names no step.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u32)]
+        pub(super) enum Step {
+            $first = 1,
+            $($rest),+
+        }
+
+        impl Step {
+            const ALL: &[Step] = &[Step::$first, $(Step::$rest),+];
+        }
+    };
+}
+
+steps!(
+    WaitParent,
     Hostname,
     MakePrivate,
     BindRootfs,
@@ -37,37 +53,11 @@ pub(super) enum Step {
     Uid,
     Capabilities,
     Exec,
-}
+);
 
 impl Step {
     pub(super) fn from_u32(n: u32) -> Option<Step> {
-        use Step::*;
-        [
-            WaitParent,
-            Hostname,
-            MakePrivate,
-            BindRootfs,
-            OpenRootfs,
-            RootfsReadOnly,
-            MountPoint,
-            Mount,
-            RemountReadOnly,
-            Symlink,
-            Loopback,
-            PivotRoot,
-            Workdir,
-            Stdio,
-            Rlimit,
-            NoNewPrivs,
-            BoundingSet,
-            Groups,
-            Gid,
-            Uid,
-            Capabilities,
-            Exec,
-        ]
-        .into_iter()
-        .find(|s| *s as u32 == n)
+        Step::ALL.iter().copied().find(|s| *s as u32 == n)
     }
 }
 
@@ -316,8 +306,9 @@ fn open_target(root: RawFd, op: &MountOp) -> Result<RawFd, i32> {
 
 /// The mount flags a bind remount must keep (they are locked in a user namespace).
 fn locked_flags(fd: RawFd) -> c_ulong {
-    // SAFETY: statvfs is plain data; fd is open.
+    // SAFETY: statvfs is plain data; all zeroes is a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` outlives the call.
     if unsafe { libc::fstatvfs(fd, &mut st) } < 0 {
         return 0;
     }
@@ -409,25 +400,27 @@ fn do_mount(root: RawFd, index: u32, op: &MountOp) -> Result<(), Fail> {
 }
 
 fn bring_up_loopback() -> Result<(), Fail> {
-    // SAFETY: plain socket and ioctl calls on a zeroed ifreq naming "lo".
-    unsafe {
-        let s = check(libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0), Step::Loopback, 0)?;
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        ifr.ifr_name[0] = b'l' as c_char;
-        ifr.ifr_name[1] = b'o' as c_char;
-        let r = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr);
-        if r < 0 {
-            let e = errno();
-            libc::close(s);
-            return Err((Step::Loopback, 0, e));
-        }
-        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        let r = libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
+    // SAFETY: socket(2) with integer arguments.
+    let s = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }, Step::Loopback, 0)?;
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    ifr.ifr_name[0] = b'l' as c_char;
+    ifr.ifr_name[1] = b'o' as c_char;
+    // SAFETY: SIOCGIFFLAGS reads into the ifreq, which names "lo" and outlives the call.
+    let r = unsafe { libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) };
+    if r < 0 {
         let e = errno();
-        libc::close(s);
-        if r < 0 {
-            return Err((Step::Loopback, 0, e));
-        }
+        close(s);
+        return Err((Step::Loopback, 0, e));
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq, which outlives the call.
+    let r = unsafe { libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr) };
+    let e = errno();
+    close(s);
+    if r < 0 {
+        return Err((Step::Loopback, 0, e));
     }
     Ok(())
 }
@@ -467,145 +460,202 @@ pub(super) fn run(plan: &Plan, fds: &ChildFds) -> ! {
         Err(f) => f,
     };
     let record = ChildFailure { step: failure.0 as u32, index: failure.1, errno: failure.2 }.to_bytes();
-    // SAFETY: writing a stack buffer to our pipe, then leaving without running destructors.
-    unsafe {
-        libc::write(fds.error_write, record.as_ptr().cast(), record.len());
-        libc::_exit(127)
-    }
+    // SAFETY: writing a stack buffer of its own length to our pipe.
+    unsafe { libc::write(fds.error_write, record.as_ptr().cast(), record.len()) };
+    // SAFETY: leaving without running destructors or atexit handlers, as a forked child must.
+    unsafe { libc::_exit(127) }
 }
 
 fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<std::convert::Infallible, Fail> {
-    // Wait for the parent: uid/gid maps written, cgroup joined. EOF means it gave up.
+    wait_for_parent(fds)?;
+    if plan.user_namespace {
+        become_namespace_root()?;
+    }
+    set_hostname(&plan.hostname)?;
+    if plan.loopback {
+        bring_up_loopback()?;
+    }
+    let root = mount_rootfs(plan)?;
+    enter_rootfs(root)?;
+    // As runc and crun do, create a missing working directory: images name one that
+    // no layer holds. Inside the new root, so no path can lead out.
+    make_dirs(&plan.cwd);
+    set_up_stdio(plan)?;
+    limit_process(plan)?;
+    become_user(plan)?;
+    exec(plan)
+}
+
+/// Wait for the parent: uid/gid maps written, cgroup joined. EOF means it gave up.
+fn wait_for_parent(fds: &ChildFds) -> Result<(), Fail> {
     let mut byte = 0u8;
-    // SAFETY: reading one byte into a stack variable.
+    // SAFETY: reading one byte into a stack variable from a descriptor we own.
     let n = unsafe { libc::read(fds.sync_read, (&mut byte as *mut u8).cast(), 1) };
     if n != 1 {
         return Err((Step::WaitParent, 0, if n < 0 { errno() } else { libc::EPIPE }));
     }
     close(fds.sync_read);
+    Ok(())
+}
 
-    // SAFETY (this whole block): system calls on NUL-terminated strings from the plan,
-    // on descriptors this process owns, and on stack buffers.
+/// In a user namespace, become its root first: berth's own ids may not be mapped
+/// (`--private-users`), and mount points must be created as a mapped id.
+fn become_namespace_root() -> Result<(), Fail> {
+    // SAFETY: plain system calls on integers.
+    check(unsafe { libc::setresgid(0, 0, 0) }, Step::Gid, 1)?;
+    // SAFETY: as above.
+    check(unsafe { libc::setresuid(0, 0, 0) }, Step::Uid, 1)?;
+    Ok(())
+}
+
+fn set_hostname(hostname: &CStr) -> Result<(), Fail> {
+    // SAFETY: the pointer and length describe `hostname`'s bytes.
+    check(unsafe { libc::sethostname(hostname.as_ptr(), hostname.to_bytes().len()) }, Step::Hostname, 0)?;
+    Ok(())
+}
+
+/// Make every mount private, bind the rootfs onto itself, mount what the plan lists in
+/// it and create the `/dev` symlinks. Returns an `O_PATH` descriptor of the rootfs.
+fn mount_rootfs(plan: &Plan) -> Result<RawFd, Fail> {
+    let none = std::ptr::null();
+    // SAFETY: a NUL-terminated target and null for the unused arguments.
+    let ret = unsafe { libc::mount(none, c"/".as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) };
+    check(ret, Step::MakePrivate, 0)?;
+    let rootfs = plan.rootfs.as_ptr();
+    // SAFETY: NUL-terminated source and target from the plan; null type and data.
+    let ret = unsafe { libc::mount(rootfs, rootfs, none, libc::MS_BIND | libc::MS_REC, std::ptr::null()) };
+    check(ret, Step::BindRootfs, 0)?;
+    // SAFETY: a NUL-terminated path from the plan.
+    let root =
+        check(unsafe { libc::open(rootfs, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) }, Step::OpenRootfs, 0)?;
+    if plan.read_only {
+        // Before any mount point is created: a read-only rootfs is never written.
+        check(remount_read_only(root), Step::RootfsReadOnly, 0)?;
+    }
+    for (i, op) in plan.mounts.iter().enumerate() {
+        do_mount(root, i as u32, op)?;
+    }
+    // Relative to /dev resolved inside the rootfs (the tmpfs just mounted there).
+    let dev = openat2_in_root(root, c"dev", (libc::O_PATH | libc::O_DIRECTORY) as u64)
+        .map_err(|e| (Step::Symlink, u32::MAX, e))?;
+    for (i, link) in plan.symlinks.iter().enumerate() {
+        // SAFETY: `dev` is open; target and name are NUL-terminated strings of the plan.
+        let ret = unsafe { libc::symlinkat(link.target.as_ptr(), dev, link.name.as_ptr()) };
+        if ret < 0 && errno() != libc::EEXIST {
+            return Err((Step::Symlink, i as u32, errno()));
+        }
+    }
+    close(dev);
+    Ok(root)
+}
+
+/// `pivot_root(".", ".")` stacks the old root on the new one; detaching it leaves only
+/// the rootfs (runc's trick: no put_old directory needed). Closes `root`.
+fn enter_rootfs(root: RawFd) -> Result<(), Fail> {
+    // SAFETY: `root` is an open directory descriptor.
+    check(unsafe { libc::fchdir(root) }, Step::PivotRoot, 0)?;
+    // SAFETY: two NUL-terminated paths.
+    let ret = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } as libc::c_int;
+    check(ret, Step::PivotRoot, 1)?;
+    // SAFETY: a NUL-terminated path.
+    check(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) }, Step::PivotRoot, 2)?;
+    // SAFETY: a NUL-terminated path.
+    check(unsafe { libc::chdir(c"/".as_ptr()) }, Step::PivotRoot, 3)?;
+    close(root);
+    Ok(())
+}
+
+/// A session of its own (^C on berth's terminal reaches berth, which forwards it), and
+/// the terminal or `/dev/null` as the standard descriptors.
+fn set_up_stdio(plan: &Plan) -> Result<(), Fail> {
+    // SAFETY: no arguments; fails only if already a group leader, which a fresh child is not.
+    unsafe { libc::setsid() };
+    if let Some(tty) = plan.tty {
+        // SAFETY: `tty` is the open pty slave of the plan.
+        check(unsafe { libc::ioctl(tty, libc::TIOCSCTTY, 0) }, Step::Stdio, 0)?;
+        for target in 0..3 {
+            // SAFETY: duplicating an open descriptor onto 0, 1 or 2.
+            check(unsafe { libc::dup2(tty, target) }, Step::Stdio, 1)?;
+        }
+    } else if let Some(null) = plan.null_stdin {
+        // SAFETY: duplicating an open descriptor onto 0.
+        check(unsafe { libc::dup2(null, 0) }, Step::Stdio, 2)?;
+    }
+    Ok(())
+}
+
+/// Resource limits, no_new_privs, and the capability bounding set.
+fn limit_process(plan: &Plan) -> Result<(), Fail> {
+    for (i, (resource, limit)) in plan.rlimits.iter().enumerate() {
+        // SAFETY: `limit` is a valid rlimit of the plan.
+        check(unsafe { libc::setrlimit(*resource as _, limit) }, Step::Rlimit, i as u32)?;
+    }
+    if plan.no_new_privileges {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, Step::NoNewPrivs, 0)?;
+    }
+    for cap in 0..=plan.last_capability.min(63) {
+        if plan.capabilities & (1u64 << cap) == 0 {
+            // SAFETY: prctl with integer arguments.
+            let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong, 0, 0, 0) };
+            if ret < 0 && errno() != libc::EINVAL {
+                return Err((Step::BoundingSet, cap, errno()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Groups, gid, uid, then the capabilities root keeps, then the working directory (as
+/// root, chdir could cross directories the user could not).
+fn become_user(plan: &Plan) -> Result<(), Fail> {
+    if plan.set_groups {
+        // SAFETY: the pointer and length describe the plan's group list.
+        check(unsafe { libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) }, Step::Groups, 0)?;
+    }
+    // SAFETY: plain system calls on integers.
+    check(unsafe { libc::setresgid(plan.gid, plan.gid, plan.gid) }, Step::Gid, 0)?;
+    // SAFETY: as above.
+    check(unsafe { libc::setresuid(plan.uid, plan.uid, plan.uid) }, Step::Uid, 0)?;
+    if plan.uid == 0 {
+        check(set_capabilities(plan.capabilities), Step::Capabilities, 0)?;
+    }
+    // SAFETY: a NUL-terminated path from the plan.
+    check(unsafe { libc::chdir(plan.cwd.as_ptr()) }, Step::Workdir, 0)?;
+    Ok(())
+}
+
+/// Unblock signals, close inherited descriptors on exec, and exec the first candidate
+/// that exists. Returns only on failure.
+fn exec(plan: &Plan) -> Result<std::convert::Infallible, Fail> {
+    // berth blocked the forwarded signals; the workload starts with none blocked.
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
     unsafe {
-        if plan.user_namespace {
-            check(libc::setresgid(0, 0, 0), Step::Gid, 1)?;
-            check(libc::setresuid(0, 0, 0), Step::Uid, 1)?;
-        }
-        check(libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len()), Step::Hostname, 0)?;
-        if plan.loopback {
-            bring_up_loopback()?;
-        }
-        let none = std::ptr::null();
-        check(
-            libc::mount(none, c"/".as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()),
-            Step::MakePrivate,
-            0,
-        )?;
-        check(
-            libc::mount(
-                plan.rootfs.as_ptr(),
-                plan.rootfs.as_ptr(),
-                none,
-                libc::MS_BIND | libc::MS_REC,
-                std::ptr::null(),
-            ),
-            Step::BindRootfs,
-            0,
-        )?;
-        let root = check(
-            libc::open(plan.rootfs.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC),
-            Step::OpenRootfs,
-            0,
-        )?;
-        if plan.read_only {
-            // Before any mount point is created: a read-only rootfs is never written.
-            check(remount_read_only(root), Step::RootfsReadOnly, 0)?;
-        }
-        for (i, op) in plan.mounts.iter().enumerate() {
-            do_mount(root, i as u32, op)?;
-        }
-        // Relative to /dev resolved inside the rootfs (the tmpfs just mounted there).
-        let dev = openat2_in_root(root, c"dev", (libc::O_PATH | libc::O_DIRECTORY) as u64)
-            .map_err(|e| (Step::Symlink, u32::MAX, e))?;
-        for (i, link) in plan.symlinks.iter().enumerate() {
-            let ret = libc::symlinkat(link.target.as_ptr(), dev, link.name.as_ptr());
-            if ret < 0 && errno() != libc::EEXIST {
-                return Err((Step::Symlink, i as u32, errno()));
-            }
-        }
-        close(dev);
-
-        // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves
-        // only the rootfs (runc's trick: no put_old directory needed).
-        check(libc::fchdir(root), Step::PivotRoot, 0)?;
-        check(libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as libc::c_int, Step::PivotRoot, 1)?;
-        check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH), Step::PivotRoot, 2)?;
-        check(libc::chdir(c"/".as_ptr()), Step::PivotRoot, 3)?;
-        close(root);
-        // As runc and crun do, create a missing working directory: images name one that
-        // no layer holds. Inside the new root, so no path can lead out.
-        make_dirs(&plan.cwd);
-
-        // A session of its own: ^C on berth's terminal reaches berth, which forwards it.
-        libc::setsid();
-        if let Some(tty) = plan.tty {
-            check(libc::ioctl(tty, libc::TIOCSCTTY, 0), Step::Stdio, 0)?;
-            for target in 0..3 {
-                check(libc::dup2(tty, target), Step::Stdio, 1)?;
-            }
-        } else if let Some(null) = plan.null_stdin {
-            check(libc::dup2(null, 0), Step::Stdio, 2)?;
-        }
-
-        for (i, (resource, limit)) in plan.rlimits.iter().enumerate() {
-            check(libc::setrlimit(*resource as _, limit), Step::Rlimit, i as u32)?;
-        }
-        if plan.no_new_privileges {
-            check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), Step::NoNewPrivs, 0)?;
-        }
-        for cap in 0..=plan.last_capability.min(63) {
-            if plan.capabilities & (1u64 << cap) == 0 {
-                let ret = libc::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong, 0, 0, 0);
-                if ret < 0 && errno() != libc::EINVAL {
-                    return Err((Step::BoundingSet, cap, errno()));
-                }
-            }
-        }
-        if plan.set_groups {
-            check(libc::setgroups(plan.groups.len(), plan.groups.as_ptr()), Step::Groups, 0)?;
-        }
-        check(libc::setresgid(plan.gid, plan.gid, plan.gid), Step::Gid, 0)?;
-        check(libc::setresuid(plan.uid, plan.uid, plan.uid), Step::Uid, 0)?;
-        if plan.uid == 0 {
-            check(set_capabilities(plan.capabilities), Step::Capabilities, 0)?;
-        }
-        // As root, chdir can cross directories the user could not; do it as the user.
-        check(libc::chdir(plan.cwd.as_ptr()), Step::Workdir, 0)?;
-
-        // berth blocked the forwarded signals; the workload starts with none blocked.
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        // Descriptors berth inherited must not leak into the container.
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
-
-        let mut last_errno = libc::ENOENT;
-        for (i, candidate) in plan.exec_candidates.iter().enumerate() {
-            libc::execve(candidate.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr());
-            let e = errno();
-            match e {
-                libc::ENOENT | libc::ENOTDIR => {}
-                libc::EACCES => last_errno = e,
-                _ => return Err((Step::Exec, i as u32, e)),
-            }
-        }
-        Err((Step::Exec, u32::MAX, last_errno))
     }
+    // Descriptors berth inherited must not leak into the container.
+    // SAFETY: close_range with integer arguments; it only sets close-on-exec flags.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let mut last_errno = libc::ENOENT;
+    for (i, candidate) in plan.exec_candidates.iter().enumerate() {
+        // SAFETY: a NUL-terminated path, and argv/envp arrays of NUL-terminated strings
+        // ending in null (sealed by `Plan::seal`, alive for the whole call).
+        unsafe { libc::execve(candidate.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr()) };
+        let e = errno();
+        match e {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES => last_errno = e,
+            _ => return Err((Step::Exec, i as u32, e)),
+        }
+    }
+    Err((Step::Exec, u32::MAX, last_errno))
 }
 
 /// `mkdir -p` of an absolute path, without allocating (this runs between fork and exec).
 /// Failures are left to the `chdir` that follows, which reports them.
-unsafe fn make_dirs(path: &CStr) {
+fn make_dirs(path: &CStr) {
     let bytes = path.to_bytes();
     let mut buf = [0u8; 4096];
     if bytes.len() >= buf.len() {
