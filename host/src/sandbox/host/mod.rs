@@ -10,12 +10,9 @@ pub use store::{IngestStats, StoreCtx};
 pub use transport::TransportCtx;
 
 use super::bindings::berth::handler::types::{Error as WitError, Mismatch};
-use crate::ErrorKind;
 use crate::store::StoreError;
 use crate::transport::TransportError;
-
-/// `types` declares only types; its host trait is empty.
-impl super::bindings::berth::handler::types::Host for super::state::HandlerState {}
+use crate::{ErrorKind, HasKind};
 
 /// The message of an error with its sources, as the user will read it.
 fn chain(e: &dyn std::error::Error) -> String {

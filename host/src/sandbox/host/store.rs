@@ -11,8 +11,8 @@ use super::transport::check_network;
 use super::{store_error, transport_error};
 use crate::sandbox::bindings::berth::handler::store::{Archive, ArchiveRequest, Host, IngestRequest, Source};
 use crate::sandbox::bindings::berth::handler::types::Error as WitError;
+use crate::sandbox::clock::HostTime;
 use crate::sandbox::grant::NetworkGrant;
-use crate::sandbox::state::HostTime;
 use crate::store::{Algorithm, Digest, Expected, IngestObserver, Ingested, Store};
 use crate::transport::{HttpClient, LocalAccess, TransportError};
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::transport_error;
 use crate::sandbox::bindings::berth::handler::transport::{Host, HttpRequest, HttpResponse, LocalKind};
 use crate::sandbox::bindings::berth::handler::types::Error as WitError;
+use crate::sandbox::clock::HostTime;
 use crate::sandbox::grant::NetworkGrant;
-use crate::sandbox::state::HostTime;
 use crate::transport::{self, HttpClient, LocalAccess, TransportError};
 
 pub struct TransportCtx {
