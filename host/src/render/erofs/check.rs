@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::super::RenderError;
-use super::format::{
+use super::ondisk::{
     BLOCK, BLOCK_BITS, DIRENT_SIZE, INODE_SIZE, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN, MAGIC, SUPER_OFFSET,
     XATTR_HEADER_SIZE,
 };

@@ -12,12 +12,13 @@
 //!
 //! The conversion walks the tar once: [`tree`] applies the entries to an in-memory tree
 //! of inodes by the rules of the directory applier (the same path parsing, whiteout
-//! names and refusals), while [`format`] streams file data into the image; the metadata
+//! names and refusals), while [`writer`] streams file data into the image; the metadata
 //! is written when the tar ends. [`check`] reads an image back for `berth fsck`.
 
 mod check;
-mod format;
+mod ondisk;
 mod tree;
+mod writer;
 
 use std::ffi::CString;
 use std::io::Read;
@@ -34,7 +35,7 @@ use super::{ApplyStats, RenderError};
 use crate::store::{Layer, Store};
 
 /// `f_type` of a mounted EROFS file system.
-const EROFS_SUPER_MAGIC: i64 = format::MAGIC as i64;
+const EROFS_SUPER_MAGIC: i64 = ondisk::MAGIC as i64;
 
 /// Convert `layer` into an EROFS image written to `out` (a new, empty file at `path`),
 /// checking the layer's diff ID. Nothing but metadata is held in memory.
@@ -49,7 +50,7 @@ pub fn write_layer_image(
     let mut stream = layer::open(store, layer)?;
     let mut tree = tree::Tree::new(digest.clone());
     tree.dialect = super::apply::TarDialect::of(layer);
-    let mut writer = format::ImageWriter::new(out).map_err(io("writing", path))?;
+    let mut writer = writer::ImageWriter::new(out).map_err(io("writing", path))?;
     {
         let reader: Box<dyn Read + '_> =
             if layer.diff_id.is_some() { Box::new(EndPadded::new(&mut stream)) } else { Box::new(&mut stream) };
@@ -75,7 +76,7 @@ pub fn write_layer_image(
 /// An image of an empty layer (just its root), for probing the kernel.
 pub fn write_empty_image(out: std::fs::File) -> std::io::Result<()> {
     let tree = tree::Tree::new(crate::store::Digest::of_bytes(crate::store::Algorithm::Sha256, b""));
-    format::ImageWriter::new(out)?.finish(&tree).map(drop)
+    writer::ImageWriter::new(out)?.finish(&tree).map(drop)
 }
 
 /// Is an EROFS file system mounted at `dir`?

@@ -3,8 +3,9 @@
 
 use std::io::Read;
 
-use super::format::{ImageWriter, xattr_index};
+use super::ondisk::xattr_index;
 use super::tree::Tree;
+use super::writer::ImageWriter;
 use super::{RenderError, check_image};
 use crate::store::{Algorithm, Digest};
 

@@ -18,7 +18,7 @@ use super::super::RenderError;
 use super::super::apply::{
     ApplyStats, EntryName, Meta, OVERLAY_OPAQUE_XATTR, RelPath, TarDialect, device_numbers, read_meta,
 };
-use super::format::{NAME_MAX, xattr_index};
+use super::ondisk::{NAME_MAX, xattr_index};
 use crate::store::Digest;
 
 /// Symlinks followed while resolving one path before it counts as a loop (as Linux).
