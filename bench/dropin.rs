@@ -4,8 +4,9 @@
 //!
 //! Needs `BERTH_BENCH_DROPIN`: an unsigned handler component (the SDK example).
 
+use berth::fetch::dropin::DropIn;
 use berth::sandbox::Sandbox;
-use berth::sandbox::dropin::{DropIn, HandlerTrust};
+use berth::trust::HandlerKeyring;
 
 #[path = "timing.rs"]
 mod timing;
@@ -20,7 +21,7 @@ fn main() {
     kp.sk.sign(module, None).unwrap().serialize(&mut signed).unwrap();
     let path = dir.path().join("h.wasm");
     std::fs::write(&path, &signed).unwrap();
-    let trust = HandlerTrust::new(dir.path());
+    let trust = HandlerKeyring::new(dir.path());
     trust.add("http-tar", kp.pk.to_pem().as_bytes()).unwrap();
     // Three more trusted keys, for other schemes, as a machine might have.
     for scheme in ["s3", "git", "ipfs"] {

@@ -1,12 +1,33 @@
 //! berth: fetch, store, render and run container images, with every format- and
 //! protocol-specific parser inside a capability-restricted WebAssembly component.
 //!
-//! Data flows one way: `cli` → [`fetch`] → [`sandbox`] (a handler component, using
-//! [`transport`] and [`store`] through its grant) → [`store`].
+//! Data flows one way, and every caller (the `berth` command, `berth serve`, the OCI
+//! runtime front end) enters through [`ops`], one function per user-visible verb:
+//!
+//! ```text
+//! cli ──> ops ──> fetch ──> sandbox ──(a handler component)──> store
+//!          │        │          │                                 ▲
+//!          │        │          └── transport (HTTP, local files) ┘ blobs stream
+//!          │        ├── policy   (before fetch, after resolve)      into the CAS
+//!          │        └── trust    (appc signatures; drop-in handler keys)
+//!          ├──> render ──> (snapshots, overlay or flattened rootfs) ──> run
+//!          ├──> policy   (before run)
+//!          └──> export   (store ──> OCI layout or archive)
+//! ```
+//!
+//! - [`cimd`] names images (distribution points); [`store`] holds blobs, images and refs;
+//!   [`fetch`] runs the handler of a point in the [`sandbox`] and commits what it resolved;
+//!   [`transport`] is the host side of the handler's I/O; [`trust`] decides whose
+//!   signatures count; [`policy`] runs policy components at each decision point;
+//!   [`render`] turns layers into a rootfs; [`run`] launches a process in one;
+//!   [`export`] writes stored images out.
+//! - Errors: each subsystem has one error enum implementing [`HasKind`]; [`ops::Error`]
+//!   wraps them, and its [`ErrorKind`] is the process exit code.
 
 pub mod cimd;
 pub mod export;
 pub mod fetch;
+pub mod ops;
 pub mod policy;
 pub mod render;
 pub mod run;
@@ -14,6 +35,12 @@ pub mod sandbox;
 pub mod store;
 pub mod transport;
 pub mod trust;
+
+/// An error that knows what kind of failure it is. Every subsystem's error type
+/// implements it; [`ops::Error`] delegates to the error it wraps.
+pub trait HasKind {
+    fn kind(&self) -> ErrorKind;
+}
 
 /// What kind of failure an error is; drives exit codes (and, later, retries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

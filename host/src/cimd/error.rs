@@ -1,6 +1,6 @@
 use thiserror::Error;
 
-use crate::ErrorKind;
+use crate::{ErrorKind, HasKind};
 
 /// What is wrong with a distribution point; every message names the offending part.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -17,8 +17,8 @@ pub enum CimdError {
     Path { path: String, reason: String },
 }
 
-impl CimdError {
-    pub fn kind(&self) -> ErrorKind {
+impl HasKind for CimdError {
+    fn kind(&self) -> ErrorKind {
         match self {
             CimdError::Path { .. } => ErrorKind::NotFound,
             _ => ErrorKind::Usage,

@@ -1,17 +1,18 @@
 //! `berth fetch`.
 
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 
-use berth::cimd::PointKind;
-use berth::fetch::{self, FetchOptions, PullPolicy};
-use berth::store::LockMode;
+use berth::fetch::PullPolicy;
+use berth::ops::{self, FetchRequest};
 
 use super::Ctx;
 use super::output::{human_size, print, print_json};
 use super::progress::Progress;
-use super::registry::{InsecureOption, RegistryArgs};
+use super::registry::RegistryArgs;
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
@@ -57,27 +58,16 @@ impl PullPolicyArg {
     }
 }
 
-pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode> {
-    let point = ctx.point(&args.point)?;
-    let mut options = FetchOptions::default();
-    if let Some(p) = &args.platform {
-        options.platform = fetch::parse_platform(p)
-            .ok_or_else(|| anyhow::anyhow!("--platform {p:?} is not os/arch[/variant], e.g. linux/arm64/v8"))?;
-    }
-    options.limits.time_budget = std::time::Duration::from_secs(args.handler_timeout);
-    options.limits.max_concurrent_ingests = args.max_concurrent_downloads.max(1);
-    options.pull_policy = args.pull_policy.map(PullPolicyArg::policy);
-    if matches!(point.kind(), PointKind::Docker | PointKind::Oci | PointKind::Appc | PointKind::AciArchive) {
-        options.http = Some(args.registry.client()?);
-    }
-    options.insecure_image = args.registry.insecure(InsecureOption::Image);
-
-    options.policy = ctx.policy(true)?;
-    options.dropins = Some(ctx.dropins());
-    let store = ctx.open_store(LockMode::Shared)?;
-    let sandbox = ctx.sandbox()?;
+pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<ExitCode> {
+    let request = FetchRequest {
+        platform: args.platform,
+        handler_timeout: Some(Duration::from_secs(args.handler_timeout)),
+        max_concurrent_downloads: Some(args.max_concurrent_downloads),
+        pull_policy: args.pull_policy.map(PullPolicyArg::policy),
+        registry: args.registry.options(),
+    };
     let progress = Arc::new(Progress::new(ctx.global.json, ctx.global.quiet));
-    let result = fetch::fetch(&store, &sandbox, &point, &options, progress.clone());
+    let result = ops::fetch(&ctx.ops, &args.point, &request, progress.clone());
     progress.finish();
     let fetched = result?;
     let r = &fetched.record;
@@ -112,5 +102,5 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<std::process::ExitCode>
         }
         print(&text)?;
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }

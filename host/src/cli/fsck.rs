@@ -1,24 +1,21 @@
 //! `berth fsck`.
 
 use berth::ErrorKind;
-use berth::store::{LockMode, Problem};
+use berth::ops;
+use berth::store::Problem;
 
 use super::Ctx;
-use super::output::{human_size, print, print_json};
+use super::output::{exit, human_size, print, print_json};
 
 #[derive(clap::Args)]
 #[command(after_help = "Exits 0 when the store is clean and 6 when it found problems.")]
 pub struct FsckArgs {}
 
 pub fn run(ctx: &Ctx, _args: FsckArgs) -> anyhow::Result<std::process::ExitCode> {
-    let store = ctx.open_store(LockMode::Exclusive)?;
-    let report = store.fsck()?;
-    let images = berth::render::check_layer_images(&store)?;
-    let clean = report.is_clean() && images.damaged.is_empty();
+    let checked = ops::fsck(&ctx.ops)?;
+    let (report, images) = (&checked.store, &checked.layer_images);
     if ctx.global.json {
-        let mut value = serde_json::to_value(&report)?;
-        value["layer_images"] = serde_json::to_value(&images)?;
-        print_json(&value)?;
+        print_json(&checked)?;
     } else {
         let mut text = format!(
             "checked {} blobs ({}) and {} images: {}\n",
@@ -55,9 +52,5 @@ pub fn run(ctx: &Ctx, _args: FsckArgs) -> anyhow::Result<std::process::ExitCode>
         }
         print(&text)?;
     }
-    Ok(if clean {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::from(ErrorKind::Corrupt.exit_code() as u8)
-    })
+    Ok(if checked.is_clean() { std::process::ExitCode::SUCCESS } else { exit(ErrorKind::Corrupt) })
 }

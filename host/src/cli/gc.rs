@@ -1,6 +1,8 @@
 //! `berth gc`.
 
-use berth::store::LockMode;
+use std::process::ExitCode;
+
+use berth::ops;
 
 use super::Ctx;
 use super::output::{human_size, print, print_json};
@@ -8,25 +10,19 @@ use super::output::{human_size, print, print_json};
 #[derive(clap::Args)]
 pub struct GcArgs {}
 
-pub fn run(ctx: &Ctx, _args: GcArgs) -> anyhow::Result<std::process::ExitCode> {
-    let store = ctx.open_store(LockMode::Exclusive)?;
-    let report = store.gc()?;
-    let snapshots = berth::render::remove_unused_snapshots(&store)?;
-    let records = berth::render::remove_stale_records(&store)?;
+pub fn run(ctx: &Ctx, _args: GcArgs) -> anyhow::Result<ExitCode> {
+    let collected = ops::gc(&ctx.ops)?;
     if ctx.global.json {
-        let mut value = serde_json::to_value(&report)?;
-        value["snapshots_removed"] = snapshots.into();
-        value["render_records_removed"] = records.into();
-        print_json(&value)?;
+        print_json(&collected)?;
     } else {
         print(&format!(
             "removed {} blobs, {} snapshots, {} records of deleted renders and {} temporary files, freeing {}\n",
-            report.blobs_removed,
-            snapshots,
-            records,
-            report.temp_files_removed,
-            human_size(report.bytes_freed)
+            collected.store.blobs_removed,
+            collected.snapshots_removed,
+            collected.render_records_removed,
+            collected.store.temp_files_removed,
+            human_size(collected.store.bytes_freed)
         ))?;
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }

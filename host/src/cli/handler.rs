@@ -1,18 +1,16 @@
 //! `berth handler`: built-in and drop-in handler components, their signers and grants.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use berth::fetch::handlers;
-use berth::sandbox::dropin::{self, DropIn, HandlerTrust};
-use berth::store::{Algorithm, Digest};
+use berth::ErrorKind;
+use berth::ops::{self, HandlerRow};
 
 use super::Ctx;
-use super::output::{print, print_json};
+use super::output::{exit, print, print_json};
 
 #[derive(Subcommand)]
 pub enum HandlerCommand {
@@ -83,18 +81,28 @@ pub struct KeysArgs {
 }
 
 pub fn run(ctx: &Ctx, cmd: HandlerCommand) -> anyhow::Result<ExitCode> {
-    let root = ctx.root();
-    let trust = HandlerTrust::new(&root);
-    let dirs = dropin::default_dirs(&root);
     match cmd {
-        HandlerCommand::List => list(ctx, &dirs, &trust),
-        HandlerCommand::Add(args) => add(ctx, &root, &trust, args),
-        HandlerCommand::Verify(args) => verify(ctx, &dirs, &trust, args),
-        HandlerCommand::Rm(args) => rm(ctx, &root, args),
-        HandlerCommand::Inspect(args) => inspect(ctx, &dirs, &trust, args),
+        HandlerCommand::List => list(ctx),
+        HandlerCommand::Add(args) => add(ctx, args),
+        HandlerCommand::Verify(args) => verify(ctx, args),
+        HandlerCommand::Rm(args) => {
+            let removed = ops::remove_handler(&ctx.ops, &args.name)?;
+            if !ctx.global.quiet {
+                print(&format!("removed {}\n", removed.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        HandlerCommand::Inspect(args) => {
+            let row = ops::inspect_handler(&ctx.ops, &args.handler)?;
+            if ctx.global.json {
+                print_json(&row)?;
+            } else {
+                print(&format!("{}\n", serde_json::to_string_pretty(&row)?))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         HandlerCommand::Trust(args) => {
-            let key = std::fs::read(&args.key).with_context(|| format!("reading {}", args.key.display()))?;
-            let id = trust.add(&args.scheme, &key)?;
+            let id = ops::trust_handler_key(&ctx.ops, &args.scheme, &args.key)?;
             if ctx.global.json {
                 print_json(&json!({"key": id, "scheme": args.scheme}))?;
             } else {
@@ -104,19 +112,15 @@ pub fn run(ctx: &Ctx, cmd: HandlerCommand) -> anyhow::Result<ExitCode> {
         }
         HandlerCommand::Keys(args) => {
             if let Some(id) = &args.rm {
-                let n = trust.remove(id, args.scheme.as_deref())?;
-                anyhow::ensure!(n > 0, "no trusted handler key {id}");
+                let n = ops::remove_handler_key(&ctx.ops, id, args.scheme.as_deref())?;
                 print(&format!("removed {n} key entr{}\n", if n == 1 { "y" } else { "ies" }))?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let keys = trust.keys()?;
+            let keys = ops::handler_keys(&ctx.ops)?;
             if ctx.global.json {
                 print_json(&keys.iter().map(|k| json!({"key": k.id, "scheme": k.scheme})).collect::<Vec<_>>())?;
             } else {
-                let mut text = String::new();
-                for k in &keys {
-                    text.push_str(&format!("{}  {}\n", k.id, k.scheme));
-                }
+                let text: String = keys.iter().map(|k| format!("{}  {}\n", k.id, k.scheme)).collect();
                 print(&text)?;
             }
             Ok(ExitCode::SUCCESS)
@@ -124,55 +128,21 @@ pub fn run(ctx: &Ctx, cmd: HandlerCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn describe(d: &DropIn, trust: &HandlerTrust) -> serde_json::Value {
-    let (status, signer) = match d.verify(trust) {
-        Ok(s) => ("trusted".to_string(), Some(s.key_id)),
-        Err(e) => (format!("refused: {e}"), None),
-    };
-    json!({
-        "scheme": d.declaration.scheme,
-        "digest": d.digest,
-        "source": d.path,
-        "signer": signer,
-        "status": status,
-        "grants": d.declaration,
-    })
-}
-
-fn list(ctx: &Ctx, dirs: &[PathBuf], trust: &HandlerTrust) -> anyhow::Result<ExitCode> {
-    let mut rows: Vec<serde_json::Value> = handlers::builtin_types()
-        .into_iter()
-        .map(|scheme| {
-            let bytes = handlers::builtin_named(scheme).unwrap_or_default();
-            json!({
-                "scheme": scheme,
-                "digest": Digest::of_bytes(Algorithm::Sha256, bytes),
-                "source": "builtin",
-                "signer": null,
-                "status": "built in",
-                "grants": "decided by the point type",
-            })
-        })
-        .collect();
-    for d in dropin::discover(dirs) {
-        rows.push(match d {
-            Ok(d) => describe(&d, trust),
-            Err(e) => json!({"scheme": null, "status": format!("unusable: {e}")}),
-        });
-    }
+fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let rows = ops::list_handlers(&ctx.ops)?;
     if ctx.global.json {
         print_json(&rows)?;
     } else {
         let mut text = format!("{:<12} {:<19} {:<18} {}\n", "SCHEME", "DIGEST", "SIGNER", "SOURCE / STATUS");
         for r in &rows {
-            let digest = r["digest"].as_str().map_or("-".to_string(), |d| d.chars().take(19).collect());
+            let digest = r.digest.as_ref().map_or("-".to_string(), |d| d.to_string().chars().take(19).collect());
             text.push_str(&format!(
                 "{:<12} {:<19} {:<18} {} ({})\n",
-                r["scheme"].as_str().unwrap_or("?"),
+                r.scheme.as_deref().unwrap_or("?"),
                 digest,
-                r["signer"].as_str().unwrap_or("-"),
-                r["source"].as_str().unwrap_or("-"),
-                r["status"].as_str().unwrap_or(""),
+                r.signer.as_deref().unwrap_or("-"),
+                r.source,
+                r.status,
             ));
         }
         print(&text)?;
@@ -180,38 +150,20 @@ fn list(ctx: &Ctx, dirs: &[PathBuf], trust: &HandlerTrust) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-fn add(ctx: &Ctx, root: &Path, trust: &HandlerTrust, args: AddArgs) -> anyhow::Result<ExitCode> {
-    let mut d = DropIn::read(&args.file)?;
-    if let Some(sig) = &args.sig {
-        d.detached_signature = Some(std::fs::read(sig).with_context(|| format!("reading {}", sig.display()))?);
-    }
-    let signer = d.verify(trust)?;
-    let dir = root.join("handlers");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let target = dir.join(format!("{}.wasm", d.declaration.scheme));
-    let write = |path: &Path, bytes: &[u8]| -> anyhow::Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-        std::io::Write::write_all(&mut tmp, bytes)?;
-        tmp.persist(path).map_err(|e| e.error).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
-    };
-    let sig_target = PathBuf::from(format!("{}.sig", target.display()));
-    match &d.detached_signature {
-        Some(sig) => write(&sig_target, sig)?,
-        None => {
-            let _ = std::fs::remove_file(&sig_target);
-        }
-    }
-    write(&target, &d.bytes)?;
+fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let (added, signer, target) = ops::add_handler(&ctx.ops, &args.file, args.sig.as_deref())?;
     if ctx.global.json {
-        print_json(
-            &json!({"scheme": d.declaration.scheme, "digest": d.digest, "signer": signer.key_id, "path": target}),
-        )?;
+        print_json(&json!({
+            "scheme": added.declaration.scheme,
+            "digest": added.digest,
+            "signer": signer.key_id,
+            "path": target,
+        }))?;
     } else {
         print(&format!(
             "added handler for {} ({}), signed by {}, as {}\n",
-            d.declaration.scheme,
-            d.digest,
+            added.declaration.scheme,
+            added.digest,
             signer.key_id,
             target.display()
         ))?;
@@ -219,83 +171,14 @@ fn add(ctx: &Ctx, root: &Path, trust: &HandlerTrust, args: AddArgs) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(ctx: &Ctx, dirs: &[PathBuf], trust: &HandlerTrust, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let found: Vec<_> = if args.files.is_empty() {
-        dropin::discover(dirs)
-    } else {
-        args.files.iter().map(|f| DropIn::read(f)).collect()
-    };
-    let mut ok = true;
-    let mut rows = Vec::new();
-    for d in found {
-        let row = match d {
-            Ok(d) => describe(&d, trust),
-            Err(e) => json!({"status": format!("unusable: {e}")}),
-        };
-        ok &= row["status"] == "trusted";
-        rows.push(row);
-    }
+fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let rows: Vec<HandlerRow> = ops::verify_handlers(&ctx.ops, &args.files)?;
+    let all_trusted = rows.iter().all(|r| r.trusted);
     if ctx.global.json {
         print_json(&rows)?;
     } else {
-        let mut text = String::new();
-        for r in &rows {
-            text.push_str(&format!(
-                "{}: {}\n",
-                r["source"].as_str().unwrap_or("?"),
-                r["status"].as_str().unwrap_or("")
-            ));
-        }
+        let text: String = rows.iter().map(|r| format!("{}: {}\n", r.source, r.status)).collect();
         print(&text)?;
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(berth::ErrorKind::Denied.exit_code() as u8) })
-}
-
-fn rm(ctx: &Ctx, root: &Path, args: RmArgs) -> anyhow::Result<ExitCode> {
-    let dir = root.join("handlers");
-    let by_name = dir.join(&args.name);
-    let target = if by_name.extension().is_some_and(|e| e == "wasm") && by_name.exists() {
-        by_name
-    } else {
-        let scheme = dropin::discover(std::slice::from_ref(&dir))
-            .into_iter()
-            .flatten()
-            .find(|d| d.declaration.scheme == args.name)
-            .map(|d| d.path);
-        scheme.with_context(|| format!("no drop-in handler {:?} in {}", args.name, dir.display()))?
-    };
-    std::fs::remove_file(&target).with_context(|| format!("removing {}", target.display()))?;
-    let _ = std::fs::remove_file(format!("{}.sig", target.display()));
-    if !ctx.global.quiet {
-        print(&format!("removed {}\n", target.display()))?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn inspect(ctx: &Ctx, dirs: &[PathBuf], trust: &HandlerTrust, args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let path = Path::new(&args.handler);
-    let row = if path.exists() {
-        describe(&DropIn::read(path)?, trust)
-    } else {
-        let found = dropin::discover(dirs).into_iter().flatten().find(|d| d.declaration.scheme == args.handler);
-        match found {
-            Some(d) => describe(&d, trust),
-            None => {
-                anyhow::ensure!(
-                    handlers::builtin_types().contains(&args.handler.as_str()),
-                    "no handler for scheme {:?} (built in: {})",
-                    args.handler,
-                    handlers::builtin_types().join(", ")
-                );
-                json!({"scheme": args.handler, "source": "builtin", "grants": "decided by the point type: \
-                       oci-layout reads one path; docker and oci reach the point's registry, its token realm and mirrors"})
-            }
-        }
-    };
-    if ctx.global.json {
-        print_json(&row)?;
-    } else {
-        print(&format!("{}\n", serde_json::to_string_pretty(&row)?))?;
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(if all_trusted { ExitCode::SUCCESS } else { exit(ErrorKind::Denied) })
 }

@@ -1,17 +1,17 @@
 //! `berth image …`: list, inspect, cat-manifest, render, extract, export, verify, rm.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Subcommand;
 use serde_json::json;
 
-use berth::store::{LockMode, Store, StoredImage};
+use berth::ErrorKind;
+use berth::export::ExportFormat;
+use berth::ops;
 
 use super::Ctx;
-use super::output::{age, human_size, print, print_json};
+use super::output::{age, exit, human_size, print, print_json};
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
@@ -78,7 +78,9 @@ pub enum ImageCommand {
     },
     /// Check a tree written by `berth image render` or `extract` against the record taken
     /// when it was written: lists every entry added, removed or changed since.
-    #[command(after_help = "Exits 0 when the tree is unchanged, 6 when it differs, 3 when berth has no record of it.")]
+    #[command(
+        after_help = "Exits 0 when the tree is unchanged, 6 when it differs, 3 when berth has no inventory of it."
+    )]
     Verify {
         /// The directory given to `render` (or `extract`, or its rootfs).
         dir: PathBuf,
@@ -96,40 +98,25 @@ pub enum ImageCommand {
     },
 }
 
-impl Ctx {
-    /// Find an image by what the user typed: a point (friendly or canonical) or a digest.
-    pub(super) fn find(&self, store: &Store, input: &str) -> anyhow::Result<StoredImage> {
-        let canonical = self.point(input).ok().map(|p| p.to_string());
-        Ok(store.find_image(input, canonical.as_deref())?)
-    }
-}
-
 pub fn run(ctx: &Ctx, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ImageCommand::List => list(ctx),
         ImageCommand::Inspect { image } => {
-            let store = ctx.open_store(LockMode::Shared)?;
-            let found = ctx.find(&store, &image)?;
+            let found = ops::inspect_image(&ctx.ops, &image)?;
             let mut shown = json!({
                 "id": found.record.manifest.digest,
                 "refs": found.refs,
                 "created": found.created_at,
                 "record": found.record,
             });
-            // appc names an image by the sha512 of its decompressed ACI, as `sha512-<hex>`.
-            if found.record.format == berth::store::ImageFormat::Appc
-                && let Some(id) = found.record.layers.first().and_then(|l| l.diff_id.as_ref())
-            {
-                shown["appcImageId"] = json!(format!("{}-{}", id.algorithm().name(), id.hex()));
+            if let Some(id) = found.record.appc_image_id() {
+                shown["appcImageId"] = json!(id);
             }
             print_json(&shown)?;
             Ok(ExitCode::SUCCESS)
         }
         ImageCommand::CatManifest { image } => {
-            let store = ctx.open_store(LockMode::Shared)?;
-            let found = ctx.find(&store, &image)?;
-            let mut bytes = Vec::new();
-            store.blobs().open_blob(&found.record.manifest.digest)?.read_to_end(&mut bytes)?;
+            let bytes = ops::cat_manifest(&ctx.ops, &image)?;
             print(&String::from_utf8_lossy(&bytes))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -148,8 +135,7 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let store = ctx.open_store(LockMode::Shared)?;
-    let images = store.images()?;
+    let images = ops::list_images(&ctx.ops)?;
     if ctx.global.json {
         let rows: Vec<_> = images
             .iter()
@@ -199,131 +185,64 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn render(ctx: &Ctx, input: &str, dir: &Path, overlay: bool, record: bool) -> anyhow::Result<ExitCode> {
-    let store = ctx.open_store(LockMode::Shared)?;
-    let image = ctx.find(&store, input)?;
-    let (rootfs, report) = if overlay {
-        let mut mounted = berth::render::mount_rootfs(&store, &image, dir).with_context(|| {
-            format!("rendering {} as an overlay at {}", image.record.manifest.digest, dir.display())
-        })?;
-        let report = std::mem::take(&mut mounted.report);
-        (mounted.keep_mounted(), report)
-    } else {
-        let report = berth::render::flatten(&store, &image, dir)
-            .with_context(|| format!("rendering {} into {}", image.record.manifest.digest, dir.display()))?;
-        if record {
-            save_record(&store, dir, &image)?;
-        }
-        (dir.to_path_buf(), report)
-    };
+fn render(ctx: &Ctx, input: &str, dir: &Path, overlay: bool, inventory: bool) -> anyhow::Result<ExitCode> {
+    let rendered = ops::render(&ctx.ops, input, dir, overlay, inventory)?;
     if ctx.global.json {
         print_json(&json!({
-            "image": image.record.manifest.digest,
-            "rootfs": rootfs,
-            "layers": report.layers,
-            "snapshotter": report.snapshotter,
+            "image": rendered.image,
+            "rootfs": rendered.rootfs,
+            "layers": rendered.report.layers,
+            "snapshotter": rendered.report.snapshotter,
         }))?;
     } else if !ctx.global.quiet {
-        let reused = report.layers.iter().filter(|l| l.action == "reused").count();
+        let reused = rendered.report.layers.iter().filter(|l| l.action == "reused").count();
         print(&format!(
             "rendered {} ({} layers, {} reused) at {}\n",
-            image.record.manifest.digest.short(),
-            report.layers.len(),
+            rendered.image.short(),
+            rendered.report.layers.len(),
             reused,
-            rootfs.display()
+            rendered.rootfs.display()
         ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode> {
-    let store = ctx.open_store(LockMode::Exclusive)?;
-    if let Some(refusal) = needed_by_others(ctx, &store, inputs)? {
-        eprintln!("berth: {refusal}");
-        return Ok(ExitCode::from(berth::ErrorKind::Usage.exit_code() as u8));
-    }
-    let mut removed = Vec::new();
-    for input in inputs {
-        let canonical = ctx.point(input).ok().map(|p| p.to_string());
-        let image = store.remove(input, canonical.as_deref())?;
-        let digest = image.record.manifest.digest.clone();
-        let remaining = store.image(&digest)?.map_or(0, |i| i.refs.len());
-        removed.push(json!({ "input": input, "image": digest, "imageRemoved": remaining == 0 }));
-    }
-    let gc = if keep_blobs { None } else { Some(store.gc()?) };
-    if !keep_blobs {
-        berth::render::remove_unused_snapshots(&store)?;
-    }
+    let removal = ops::remove_images(&ctx.ops, inputs, keep_blobs)?;
     if ctx.global.json {
-        print_json(&json!({ "removed": removed, "gc": gc }))?;
-    } else {
-        let mut text = String::new();
-        for r in &removed {
-            if r["imageRemoved"] == true {
-                text.push_str(&format!("removed image {}\n", r["image"].as_str().unwrap_or_default()));
-            } else {
-                text.push_str(&format!(
-                    "removed ref {} (the image has other refs)\n",
-                    r["input"].as_str().unwrap_or_default()
-                ));
-            }
-        }
-        if let Some(gc) = gc {
-            text.push_str(&format!("freed {} in {} blobs\n", human_size(gc.bytes_freed), gc.blobs_removed));
-        }
-        print(&text)?;
+        print_json(&removal)?;
+        return Ok(ExitCode::SUCCESS);
     }
+    let mut text = String::new();
+    for r in &removal.removed {
+        if r.image_removed {
+            text.push_str(&format!("removed image {}\n", r.image));
+        } else {
+            text.push_str(&format!("removed ref {} (the image has other refs)\n", r.input));
+        }
+    }
+    if let Some(gc) = &removal.gc {
+        text.push_str(&format!("freed {} in {} blobs\n", human_size(gc.bytes_freed), gc.blobs_removed));
+    }
+    print(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Why removing `inputs` would break an appc image that stays (one of them is its
-/// dependency), if it would.
-fn needed_by_others(ctx: &Ctx, store: &Store, inputs: &[String]) -> anyhow::Result<Option<String>> {
-    let targets = inputs.iter().map(|i| ctx.find(store, i)).collect::<anyhow::Result<Vec<_>>>()?;
-    let removing: std::collections::HashSet<_> = targets.iter().map(|t| t.record.manifest.digest.clone()).collect();
-    for other in store.images()? {
-        if other.record.format != berth::store::ImageFormat::Appc || removing.contains(&other.record.manifest.digest) {
-            continue;
-        }
-        for dep in &other.record.dependencies {
-            let Ok(found) = berth::render::find_dependency(store, &other, dep) else { continue };
-            if let Some(target) = targets.iter().find(|t| t.record.manifest.digest == found.record.manifest.digest) {
-                return Ok(Some(format!(
-                    "{} is a dependency of {}, which renders on top of it: remove that image too (or first)",
-                    target.record.canonical, other.record.canonical
-                )));
-            }
-        }
-    }
-    Ok(None)
-}
-
-fn save_record(store: &Store, dir: &Path, image: &StoredImage) -> anyhow::Result<()> {
-    berth::render::save_record(store, dir, &image.record.manifest.digest).with_context(|| {
-        format!("recording the rendered tree {} (it was rendered; `verify` cannot check it)", dir.display())
-    })?;
-    Ok(())
-}
-
-fn extract(ctx: &Ctx, input: &str, dir: &Path, record: bool) -> anyhow::Result<ExitCode> {
-    let store = ctx.open_store(LockMode::Shared)?;
-    let image = ctx.find(&store, input)?;
-    let report = berth::render::extract(&store, &image, dir)
-        .with_context(|| format!("extracting {} into {}", image.record.manifest.digest, dir.display()))?;
-    let rootfs = dir.join("rootfs");
-    if record {
-        save_record(&store, &rootfs, &image)?;
-    }
+fn extract(ctx: &Ctx, input: &str, dir: &Path, inventory: bool) -> anyhow::Result<ExitCode> {
+    let extracted = ops::extract(&ctx.ops, input, dir, inventory)?;
     if ctx.global.json {
-        print_json(
-            &json!({ "image": image.record.manifest.digest, "dir": dir, "rootfs": rootfs, "layers": report.layers }),
-        )?;
+        print_json(&json!({
+            "image": extracted.image,
+            "dir": dir,
+            "rootfs": extracted.rootfs,
+            "layers": extracted.report.layers,
+        }))?;
     } else if !ctx.global.quiet {
-        let config = if image.record.config.is_some() { ", config" } else { "" };
+        let config = if dir.join("config").exists() { ", config" } else { "" };
         print(&format!(
             "extracted {} ({} layers) into {}: rootfs, manifest{config}\n",
-            image.record.manifest.digest.short(),
-            report.layers.len(),
+            extracted.image.short(),
+            extracted.report.layers.len(),
             dir.display(),
         ))?;
     }
@@ -331,50 +250,37 @@ fn extract(ctx: &Ctx, input: &str, dir: &Path, record: bool) -> anyhow::Result<E
 }
 
 fn export(ctx: &Ctx, input: &str, out: &Path, format: Option<&str>, tag: &str) -> anyhow::Result<ExitCode> {
-    use berth::export::ExportFormat;
-    let format = match format {
-        Some("oci-archive") => ExportFormat::Archive,
-        Some(_) => ExportFormat::Layout,
-        None if out.extension().is_some_and(|e| e == "tar") => ExportFormat::Archive,
-        None => ExportFormat::Layout,
-    };
-    let store = ctx.open_store(LockMode::Shared)?;
-    let image = ctx.find(&store, input)?;
-    let report = berth::export::export(&store, &image, out, format, tag)
-        .with_context(|| format!("exporting {} to {}", image.record.manifest.digest, out.display()))?;
+    let format = format.map(|f| if f == "oci-archive" { ExportFormat::Archive } else { ExportFormat::Layout });
+    let exported = ops::export(&ctx.ops, input, out, format, tag)?;
+    let report = &exported.report;
     if ctx.global.json {
-        print_json(&report)?;
+        print_json(report)?;
     } else if !ctx.global.quiet {
-        let (kind, point) = match format {
-            ExportFormat::Layout => ("OCI layout", format!("oci-layout:{}:{tag}", out.display())),
-            ExportFormat::Archive => ("oci-archive", format!("oci-archive:{}", out.display())),
+        let kind = match report.format {
+            ExportFormat::Layout => "OCI layout",
+            ExportFormat::Archive => "oci-archive",
         };
         print(&format!(
-            "exported {} as {kind} {} ({} blobs: {} written, {} already there); `berth fetch {point}` reads it\n",
-            image.record.manifest.digest.short(),
+            "exported {} as {kind} {} ({} blobs: {} written, {} already there); `berth fetch {}` reads it\n",
+            report.manifest.short(),
             out.display(),
             report.blobs_written + report.blobs_present,
             human_size(report.bytes_written),
             report.blobs_present,
+            exported.point,
         ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn verify(ctx: &Ctx, dir: &Path) -> anyhow::Result<ExitCode> {
-    let store = ctx.open_store(LockMode::Shared)?;
-    // `extract` records DIR/rootfs; let the user name DIR.
-    let target = if berth::render::has_record(&store, dir)? || !dir.join("rootfs").is_dir() {
-        dir.to_path_buf()
-    } else {
-        dir.join("rootfs")
-    };
-    let (record, differences) = berth::render::verify_tree(&store, &target)?;
+    let verified = ops::verify(&ctx.ops, dir)?;
+    let (inventory, differences) = (&verified.inventory, &verified.differences);
     if ctx.global.json {
         print_json(&json!({
-            "dir": record.dir,
-            "image": record.image,
-            "entries": record.entries.len(),
+            "dir": inventory.dir,
+            "image": inventory.image,
+            "entries": inventory.entries.len(),
             "unchanged": differences.is_empty(),
             "differences": differences,
         }))?;
@@ -383,18 +289,14 @@ fn verify(ctx: &Ctx, dir: &Path) -> anyhow::Result<ExitCode> {
             if differences.is_empty() { "unchanged".to_string() } else { format!("{} differences", differences.len()) };
         let mut text = format!(
             "{}: {} entries rendered from {}: {summary}\n",
-            record.dir.display(),
-            record.entries.len(),
-            record.image.short(),
+            inventory.dir.display(),
+            inventory.entries.len(),
+            inventory.image.short(),
         );
-        for d in &differences {
+        for d in differences {
             text.push_str(&format!("  {d}\n"));
         }
         print(&text)?;
     }
-    Ok(if differences.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(berth::ErrorKind::Corrupt.exit_code() as u8)
-    })
+    Ok(if differences.is_empty() { ExitCode::SUCCESS } else { exit(ErrorKind::Corrupt) })
 }

@@ -11,21 +11,16 @@ mod policy;
 mod progress;
 mod registry;
 mod run;
+mod system;
 mod trust;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use berth::cimd::{self, DistributionPoint};
-use berth::fetch::DropIns;
-use berth::policy::{self as policy_engine, Policy};
-use berth::sandbox::Sandbox;
-use berth::sandbox::dropin::{self, HandlerTrust};
-use berth::store::{LockMode, Store};
+use berth::ops::{self, PolicyConfig};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -108,87 +103,29 @@ enum Command {
     Run(run::RunArgs),
     /// Write an OCI runtime bundle (config.json) that runc or crun run as `berth run` would.
     Bundle(run::BundleArgs),
+    /// The store as a whole: `reset` removes it (detaching the mounts berth keeps up).
+    #[command(subcommand)]
+    System(system::SystemCommand),
 }
 
-/// What every command needs: the global options, and ways to open the store.
+/// What every command needs: the global options, and the library's context.
 pub struct Ctx {
     global: GlobalOpts,
+    ops: ops::Context,
 }
 
 impl Ctx {
-    fn root(&self) -> PathBuf {
-        if let Some(root) = &self.global.root {
-            return root.clone();
-        }
-        if rustix::process::geteuid().is_root() {
-            return PathBuf::from("/var/lib/berth");
-        }
-        let data = std::env::var_os("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-            .unwrap_or_else(|| PathBuf::from("."));
-        data.join("berth")
-    }
-
-    fn open_store(&self, mode: LockMode) -> anyhow::Result<Arc<Store>> {
-        let root = self.root();
-        let quiet = self.global.quiet;
-        let store = Store::open(&root, mode, &mut || {
-            if !quiet {
-                eprintln!("berth: waiting for another berth process to release the store at {}", root.display());
-            }
-        })
-        .with_context(|| format!("opening the store at {}", root.display()))?;
-        Ok(Arc::new(store))
-    }
-
-    /// Drop-in handlers: the store's and the system's handler directories, and the keys
-    /// trusted to sign them.
-    fn dropins(&self) -> Arc<DropIns> {
-        let root = self.root();
-        Arc::new(DropIns { dirs: dropin::default_dirs(&root), trust: HandlerTrust::new(&root) })
-    }
-
-    fn sandbox(&self) -> anyhow::Result<Sandbox> {
-        let cache = self.root().join("cache").join("components");
-        Ok(Sandbox::new(Some(cache))?)
-    }
-
-    /// The configured policy: `--policy`/`$BERTH_POLICY`, else the first default file
-    /// that exists; `None` when there is neither file nor `--policy-component`. Enforced
-    /// decisions are appended to `<root>/policy.log`; `audit: false` is for dry runs.
-    fn policy(&self, audit: bool) -> anyhow::Result<Option<Arc<Policy>>> {
-        let file = match &self.global.policy {
-            Some(f) => Some(f.clone()),
-            None => policy_engine::default_policy_files().into_iter().find(|f| f.exists()),
-        };
-        if file.is_none() && self.global.policy_component.is_none() {
-            return Ok(None);
-        }
-        let (config, origin) = match &file {
-            Some(f) => (
-                std::fs::read_to_string(f).with_context(|| format!("reading the policy file {}", f.display()))?,
-                f.display().to_string(),
-            ),
-            None => (String::new(), "(no policy file)".to_string()),
-        };
-        let cache = Some(self.root().join("cache").join("components"));
-        let loaded = match &self.global.policy_component {
-            Some(c) => {
-                let bytes =
-                    std::fs::read(c).with_context(|| format!("reading the policy component {}", c.display()))?;
-                Policy::load(&bytes, &c.display().to_string(), config, &origin, cache)?
-            }
-            None => Policy::builtin(config, &origin, cache)?,
-        };
-        let loaded = if audit { loaded.with_audit_log(self.root().join("policy.log")) } else { loaded };
-        Ok(Some(Arc::new(loaded)))
-    }
-
-    /// Parse a user's image argument as a distribution point, friendly or canonical.
-    fn point(&self, input: &str) -> anyhow::Result<DistributionPoint> {
-        let cwd = std::env::current_dir().context("reading the current directory")?;
-        Ok(cimd::parse_friendly(input, &cwd)?)
+    fn new(global: GlobalOpts) -> Ctx {
+        let quiet = global.quiet;
+        let policy = PolicyConfig { file: global.policy.clone(), component: global.policy_component.clone() };
+        let ops = ops::Context::new(global.root.clone()).with_policy(policy).with_wait_notice(Arc::new(
+            move |root: &Path| {
+                if !quiet {
+                    eprintln!("berth: waiting for another berth process to release the store at {}", root.display());
+                }
+            },
+        ));
+        Ctx { global, ops }
     }
 }
 
@@ -213,7 +150,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.global.verbose);
-    let ctx = Ctx { global: cli.global };
+    let ctx = Ctx::new(cli.global);
     let result = match cli.command {
         Command::Fetch(args) => fetch::run(&ctx, args),
         Command::Image(cmd) => image::run(&ctx, cmd),
@@ -226,6 +163,7 @@ pub fn main() -> ExitCode {
         Command::Trust(args) => trust::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Bundle(args) => run::bundle(&ctx, args),
+        Command::System(cmd) => system::run(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

@@ -3,18 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use berth::ErrorKind;
-use berth::cimd::CimdError;
-use berth::export::ExportError;
-use berth::fetch::FetchError;
-use berth::policy::PolicyError;
-use berth::render::RenderError;
-use berth::run::RunError;
-use berth::sandbox::SandboxError;
-use berth::sandbox::dropin::DropInError;
-use berth::store::StoreError;
-use berth::transport::TransportError;
-use berth::trust::TrustError;
+use berth::ops::{Error, UsageError};
+use berth::{ErrorKind, HasKind};
 
 /// Write to stdout; a closed pipe (`berth image list | head`) is not an error.
 pub fn print(text: &str) -> anyhow::Result<()> {
@@ -32,44 +22,24 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     print(&text)
 }
 
-/// The kind of the first error in the chain that has one.
+/// The kind of the first error in the chain that has one: an operation's error, or a
+/// usage error of the command line itself; anything else (an I/O error while printing)
+/// is an I/O failure.
 fn kind_of(e: &anyhow::Error) -> ErrorKind {
     for cause in e.chain() {
-        if let Some(k) = cause.downcast_ref::<FetchError>().map(FetchError::kind) {
-            return k;
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            return e.kind();
         }
-        if let Some(k) = cause.downcast_ref::<ExportError>().map(ExportError::kind) {
-            return k;
-        }
-        if let Some(k) = cause.downcast_ref::<RenderError>().map(RenderError::kind) {
-            return k;
-        }
-        if let Some(k) = cause.downcast_ref::<StoreError>().map(StoreError::kind) {
-            return k;
-        }
-        if let Some(k) = cause.downcast_ref::<SandboxError>().map(SandboxError::kind) {
-            return k;
-        }
-        if let Some(k) = cause.downcast_ref::<CimdError>().map(CimdError::kind) {
-            return k;
-        }
-        if let Some(k) = cause.downcast_ref::<DropInError>().map(DropInError::kind) {
-            return k;
-        }
-        if let Some(k) = cause.downcast_ref::<PolicyError>().map(PolicyError::kind) {
-            return k;
-        }
-        if let Some(k) = cause.downcast_ref::<TransportError>().map(TransportError::kind) {
-            return k;
-        }
-        if let Some(k) = cause.downcast_ref::<RunError>().map(RunError::kind) {
-            return k;
-        }
-        if let Some(k) = cause.downcast_ref::<TrustError>().map(TrustError::kind) {
-            return k;
+        if let Some(e) = cause.downcast_ref::<UsageError>() {
+            return e.kind();
         }
     }
     ErrorKind::Io
+}
+
+/// The exit code of a kind, for commands that end without an error value.
+pub fn exit(kind: ErrorKind) -> ExitCode {
+    ExitCode::from(kind.exit_code() as u8)
 }
 
 pub fn report_error(e: &anyhow::Error) -> ExitCode {
@@ -80,7 +50,7 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     eprintln!("berth: {e:#}");
-    ExitCode::from(kind_of(e).exit_code() as u8)
+    exit(kind_of(e))
 }
 
 /// `1.5 MiB`, as people read sizes.

@@ -3,13 +3,10 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use berth::transport::auth::{self, Credential, Credentials};
-use berth::transport::registries::{self, RegistriesConfig};
-use berth::transport::{HttpClient, HttpOptions, Request, TransportError};
+use berth::ops::{self, LoginRequest, RegistryOptions, UsageError};
 
 use super::Ctx;
 use super::output::print;
@@ -47,45 +44,20 @@ pub enum InsecureOption {
 }
 
 impl RegistryArgs {
-    fn auth_files(&self) -> Vec<PathBuf> {
-        match &self.authfile {
-            Some(f) => vec![f.clone()],
-            None => auth::default_auth_files(),
-        }
-    }
-
-    /// The file `berth login` writes: `--authfile`, else the first default location.
-    fn login_file(&self) -> anyhow::Result<PathBuf> {
-        self.auth_files()
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("no auth file location: pass --authfile or set HOME"))
-    }
-
-    pub fn http_options(&self) -> anyhow::Result<HttpOptions> {
-        let mut options = HttpOptions {
-            credentials: Credentials::load(&self.auth_files())?,
-            registries: match &self.registries_conf {
-                Some(f) => RegistriesConfig::load(std::slice::from_ref(f))?,
-                None => RegistriesConfig::load(&registries::default_registries_files())?,
-            },
-            insecure_hosts: self.insecure_registries.clone(),
-            plain_http: self.insecure(InsecureOption::Http),
-            ..HttpOptions::default()
-        };
-        if let Some(dir) = &self.certs_dir {
-            options.certs_dirs.insert(0, dir.clone());
-        }
-        Ok(options)
-    }
-
     /// Whether `--insecure-options` relaxes `option`.
-    pub fn insecure(&self, option: InsecureOption) -> bool {
+    fn insecure(&self, option: InsecureOption) -> bool {
         self.insecure_options.iter().any(|o| *o == option || *o == InsecureOption::All)
     }
 
-    pub fn client(&self) -> anyhow::Result<Arc<HttpClient>> {
-        Ok(Arc::new(HttpClient::new(self.http_options()?)))
+    pub fn options(&self) -> RegistryOptions {
+        RegistryOptions {
+            insecure_registries: self.insecure_registries.clone(),
+            certs_dir: self.certs_dir.clone(),
+            authfile: self.authfile.clone(),
+            registries_conf: self.registries_conf.clone(),
+            plain_http: self.insecure(InsecureOption::Http),
+            insecure_image: self.insecure(InsecureOption::Image),
+        }
     }
 }
 
@@ -106,7 +78,7 @@ pub struct LoginArgs {
     registry_args: RegistryArgs,
 }
 
-pub fn login(_ctx: &Ctx, args: LoginArgs) -> anyhow::Result<ExitCode> {
+pub fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let password = match (&args.password, args.password_stdin) {
         (Some(p), _) => p.clone(),
         (None, true) => {
@@ -114,39 +86,17 @@ pub fn login(_ctx: &Ctx, args: LoginArgs) -> anyhow::Result<ExitCode> {
             std::io::stdin().read_to_string(&mut s).context("reading the password from standard input")?;
             s.trim_end_matches(['\n', '\r']).to_string()
         }
-        (None, false) => anyhow::bail!("give the password with --password-stdin (or --password)"),
+        (None, false) => return Err(UsageError::new("give the password with --password-stdin (or --password)").into()),
     };
-    let host = auth::normalize_registry(&args.registry);
-    let cred = Credential { username: args.username.clone(), password };
-    // Check the credentials before saving them: GET /v2/ must succeed with them.
-    let mut options = args.registry_args.http_options()?;
-    let mut only_this = tempfile::NamedTempFile::new()?;
-    {
-        use std::io::Write;
-        let auth = serde_json::json!({ "auths": { &host: { "auth": base64_basic(&cred) } } });
-        only_this.write_all(auth.to_string().as_bytes())?;
-    }
-    options.credentials = Credentials::load(&[only_this.path().to_path_buf()])?;
-    let client = HttpClient::new(options);
-    let resp = client.request(
-        &Request { method: "GET".into(), url: format!("https://{host}/v2/"), headers: vec![], body: None },
-        1 << 20,
-    )?;
-    let status = TransportError::Status { url: resp.url.clone(), status: resp.status };
-    if resp.status == 401 || resp.status == 403 {
-        return Err(anyhow::Error::new(status).context(format!("{host} refused the credentials of {}", args.username)));
-    }
-    if !(200..300).contains(&resp.status) {
-        return Err(anyhow::Error::new(status).context(format!("{host} is not a registry, or not working")));
-    }
-    let file = args.registry_args.login_file()?;
-    auth::store_credential(&file, &host, &cred)?;
+    let request = LoginRequest {
+        registry: args.registry,
+        username: args.username,
+        password,
+        options: args.registry_args.options(),
+    };
+    let (host, file) = ops::login(&ctx.ops, &request)?;
     print(&format!("login succeeded for {host}; credentials saved in {}\n", file.display()))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn base64_basic(cred: &Credential) -> String {
-    cred.basic_header().trim_start_matches("Basic ").to_string()
 }
 
 #[derive(clap::Args)]
@@ -157,15 +107,8 @@ pub struct LogoutArgs {
     registry_args: RegistryArgs,
 }
 
-pub fn logout(_ctx: &Ctx, args: LogoutArgs) -> anyhow::Result<ExitCode> {
-    let host = auth::normalize_registry(&args.registry);
-    let mut removed = false;
-    for file in args.registry_args.auth_files() {
-        removed |= auth::remove_credential(&file, &host)?;
-    }
-    if !removed {
-        anyhow::bail!("not logged in to {host}");
-    }
+pub fn logout(ctx: &Ctx, args: LogoutArgs) -> anyhow::Result<ExitCode> {
+    let host = ops::logout(&ctx.ops, &args.registry, &args.registry_args.options())?;
     print(&format!("removed the credentials for {host}\n"))?;
     Ok(ExitCode::SUCCESS)
 }

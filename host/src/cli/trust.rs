@@ -1,22 +1,16 @@
 //! `berth trust`: the OpenPGP keys trusted to sign appc images, per name prefix.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use berth::fetch::{self, FetchOptions};
-use berth::store::LockMode;
-use berth::transport::{HttpClient, HttpOptions, Request};
-use berth::trust::{self, KeyInfo, Keyring, Scope, TrustError, TrustedKey};
+use berth::ErrorKind;
+use berth::ops::{self, KeyReview, TrustAdd};
+use berth::trust::{self, KeyInfo, Scope};
 
 use super::Ctx;
-use super::output::{print, print_json};
-
-/// The largest key file fetched over HTTP(S).
-const MAX_KEY_BYTES: usize = 1 << 20;
+use super::output::{exit, print, print_json};
 
 const TRUST_HELP: &str = "\
 berth checks an appc image (ACI) against its detached signature (NAME.aci.asc) and the
@@ -97,16 +91,15 @@ struct RmArgs {
 }
 
 pub fn run(ctx: &Ctx, args: TrustArgs) -> anyhow::Result<ExitCode> {
-    let keyring = Keyring::new(&ctx.root());
     match args.command {
-        Some(TrustCommand::List) => list(ctx, &keyring),
-        Some(TrustCommand::Rm(rm)) => remove(ctx, &keyring, rm),
-        None => add(ctx, &keyring, args.add),
+        Some(TrustCommand::List) => list(ctx),
+        Some(TrustCommand::Rm(rm)) => remove(ctx, rm),
+        None => add(ctx, args.add),
     }
 }
 
-fn list(ctx: &Ctx, keyring: &Keyring) -> anyhow::Result<ExitCode> {
-    let keys = keyring.list()?;
+fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let keys = ops::list_trusted_keys(&ctx.ops)?;
     if ctx.global.json {
         print_json(&keys)?;
         return Ok(ExitCode::SUCCESS);
@@ -132,13 +125,13 @@ fn list(ctx: &Ctx, keyring: &Keyring) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn remove(ctx: &Ctx, keyring: &Keyring, args: RmArgs) -> anyhow::Result<ExitCode> {
+fn remove(ctx: &Ctx, args: RmArgs) -> anyhow::Result<ExitCode> {
     let scope = match (&args.prefix, args.root_key) {
-        (Some(p), _) => Some(Scope::prefix(p)?),
+        (Some(p), _) => Some(Scope::prefix(p).map_err(ops::Error::from)?),
         (None, true) => Some(Scope::Root),
         (None, false) => None,
     };
-    let removed = keyring.remove(&args.fingerprint, scope.as_ref())?;
+    let removed = ops::remove_trusted_key(&ctx.ops, &args.fingerprint, scope.as_ref())?;
     if ctx.global.json {
         print_json(&removed)?;
     } else if !ctx.global.quiet {
@@ -148,50 +141,52 @@ fn remove(ctx: &Ctx, keyring: &Keyring, args: RmArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn add(ctx: &Ctx, keyring: &Keyring, args: AddArgs) -> anyhow::Result<ExitCode> {
+fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<ExitCode> {
     let scope = match &args.prefix {
-        Some(p) => Scope::prefix(p)?,
+        Some(p) => Scope::prefix(p).map_err(ops::Error::from)?,
         None => Scope::Root,
     };
-    let sources = if args.keys.is_empty() {
-        let Scope::Prefix(prefix) = &scope else { unreachable!("clap requires a KEY with --root-key") };
-        let urls = discover(ctx, prefix, args.insecure_allow_http)?;
-        anyhow::ensure!(!urls.is_empty(), "discovery announced no keys for {prefix:?}; give a KEY file or URL");
-        if !ctx.global.quiet {
-            eprintln!("berth: discovery for {prefix:?} announced {} key(s): {}", urls.len(), urls.join(", "));
-        }
-        urls
-    } else {
-        args.keys.clone()
-    };
-
-    let mut added: Vec<TrustedKey> = Vec::new();
-    let mut declined = Vec::new();
-    for (i, source) in sources.iter().enumerate() {
-        let bytes = read_key(source, args.insecure_allow_http)?;
-        let info = trust::inspect(&bytes).with_context(|| format!("key {source}"))?;
-        if !args.skip_fingerprint_review {
-            eprint!("{}", describe(&info, source, i + 1, sources.len()));
-            if !confirm(&format!("Trust this key for {}? [y/N] ", scope_question(&scope)))? {
-                eprintln!("berth: not trusting {}", info.fingerprint);
-                declined.push(info.fingerprint);
-                continue;
-            }
-        }
-        let key = keyring.add(&scope, &bytes).with_context(|| format!("key {source}"))?;
-        if !ctx.global.json && !ctx.global.quiet {
-            print(&format!("trusted {} for {}: {}\n", key.fingerprint, key.scope, key.path.display()))?;
-        }
-        added.push(key);
-    }
+    let request = TrustAdd { scope, keys: args.keys.clone(), allow_http: args.insecure_allow_http };
+    let mut prompt = Prompt { quiet: ctx.global.quiet };
+    let review: Option<&mut dyn KeyReview> = if args.skip_fingerprint_review { None } else { Some(&mut prompt) };
+    let trusted = ops::trust_keys(&ctx.ops, &request, review)?;
     if ctx.global.json {
-        print_json(&added)?;
+        print_json(&trusted.added)?;
+    } else if !ctx.global.quiet {
+        let text: String = trusted
+            .added
+            .iter()
+            .map(|k| format!("trusted {} for {}: {}\n", k.fingerprint, k.scope, k.path.display()))
+            .collect();
+        print(&text)?;
     }
-    if !declined.is_empty() {
-        eprintln!("berth: declined at review, not trusted: {}", declined.join(", "));
-        return Ok(ExitCode::from(berth::ErrorKind::Denied.exit_code() as u8));
+    if !trusted.declined.is_empty() {
+        eprintln!("berth: declined at review, not trusted: {}", trusted.declined.join(", "));
+        return Ok(exit(ErrorKind::Denied));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The review at a prompt: each key is shown on stderr and confirmed on stdin.
+struct Prompt {
+    quiet: bool,
+}
+
+impl KeyReview for Prompt {
+    fn announced(&mut self, prefix: &str, urls: &[String]) {
+        if !self.quiet {
+            eprintln!("berth: discovery for {prefix:?} announced {} key(s): {}", urls.len(), urls.join(", "));
+        }
+    }
+
+    fn confirm(&mut self, key: &KeyInfo, source: &str, n: usize, of: usize, scope: &Scope) -> Result<bool, ops::Error> {
+        eprint!("{}", describe(key, source, n, of));
+        let yes = confirm(&format!("Trust this key for {}? [y/N] ", scope_question(scope)))?;
+        if !yes {
+            eprintln!("berth: not trusting {}", key.fingerprint);
+        }
+        Ok(yes)
+    }
 }
 
 fn scope_question(scope: &Scope) -> String {
@@ -219,54 +214,19 @@ fn describe(info: &KeyInfo, source: &str, n: usize, of: usize) -> String {
 }
 
 /// Ask on stderr, read a line from stdin (a terminal or a pipe); only y or yes agree.
-fn confirm(question: &str) -> anyhow::Result<bool> {
+fn confirm(question: &str) -> Result<bool, ops::Error> {
     eprint!("{question}");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     let stdin = std::io::stdin();
-    stdin.lock().read_line(&mut answer).context("reading the answer from standard input")?;
+    stdin.lock().read_line(&mut answer).map_err(|source| ops::Error::Io {
+        action: "reading the answer from",
+        path: "standard input".into(),
+        source,
+    })?;
     if !stdin.is_terminal() {
         // A piped answer is not echoed; end the question's line.
         eprintln!("{}", answer.trim());
     }
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
-}
-
-/// `--insecure-allow-http`: plain HTTP where HTTPS fails (TLS still verified where it answers).
-fn http_options(allow_http: bool) -> HttpOptions {
-    HttpOptions { plain_http: allow_http, ..HttpOptions::default() }
-}
-
-/// The key URLs appc discovery announces for `prefix`, found by the appc handler.
-fn discover(ctx: &Ctx, prefix: &str, allow_http: bool) -> anyhow::Result<Vec<String>> {
-    let store = ctx.open_store(LockMode::Shared)?;
-    let sandbox = ctx.sandbox()?;
-    let options = FetchOptions {
-        http: Some(std::sync::Arc::new(HttpClient::new(http_options(allow_http)))),
-        dropins: Some(ctx.dropins()),
-        ..FetchOptions::default()
-    };
-    fetch::discover_pubkeys(&store, &sandbox, prefix, &options)
-        .with_context(|| format!("discovering the signing keys of {prefix:?}"))
-}
-
-/// A key's bytes: a local file, or an https:// (or, when allowed, http://) URL.
-fn read_key(source: &str, allow_http: bool) -> anyhow::Result<Vec<u8>> {
-    let is_http = source.starts_with("http://");
-    if !is_http && !source.starts_with("https://") {
-        let path = Path::new(source);
-        return std::fs::read(path).with_context(|| format!("reading the key file {}", path.display()));
-    }
-    let url = reqwest::Url::parse(source).with_context(|| format!("key URL {source}"))?;
-    if is_http && !allow_http {
-        return Err(TrustError::PlainHttpKey { url: url.to_string() }.into());
-    }
-    let client = HttpClient::new(http_options(allow_http));
-    let req = Request { method: "GET".into(), url: source.to_string(), headers: Vec::new(), body: None };
-    let resp = client.request(&req, MAX_KEY_BYTES).with_context(|| format!("fetching the key {source}"))?;
-    if resp.status != 200 {
-        return Err(berth::transport::TransportError::Status { url: resp.url, status: resp.status })
-            .with_context(|| format!("fetching the key {source}"));
-    }
-    Ok(resp.body)
 }

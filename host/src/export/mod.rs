@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::ErrorKind;
 use crate::store::{Descriptor, Digest, Hasher, Store, StoreError, StoredImage};
+use crate::{ErrorKind, HasKind};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
@@ -43,6 +43,12 @@ pub enum ExportError {
     ArchiveExists(PathBuf),
     #[error("{path}: index.json is not an OCI image index berth can add to: {reason}")]
     BadIndex { path: PathBuf, reason: String },
+    #[error("{path}: index.json is not JSON")]
+    IndexSyntax {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
         "stored blob {digest} now hashes to {actual}: the store is damaged (run `berth fsck`); nothing was exported"
     )]
@@ -58,11 +64,11 @@ pub enum ExportError {
     Store(#[from] StoreError),
 }
 
-impl ExportError {
-    pub fn kind(&self) -> ErrorKind {
+impl HasKind for ExportError {
+    fn kind(&self) -> ErrorKind {
         match self {
             ExportError::NotALayout(_) | ExportError::ArchiveExists(_) => ErrorKind::Usage,
-            ExportError::BadIndex { .. } => ErrorKind::Invalid,
+            ExportError::BadIndex { .. } | ExportError::IndexSyntax { .. } => ErrorKind::Invalid,
             ExportError::CorruptBlob { .. } => ErrorKind::Corrupt,
             ExportError::Io { .. } => ErrorKind::Io,
             ExportError::Store(e) => e.kind(),
@@ -208,7 +214,8 @@ fn read_index(layout: &Path) -> Result<Vec<Value>, ExportError> {
     if bytes.len() as u64 > MAX_INDEX {
         return Err(bad(format!("larger than {MAX_INDEX} bytes")));
     }
-    let index: Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let index: Value = serde_json::from_slice(&bytes)
+        .map_err(|source| ExportError::IndexSyntax { path: layout.to_path_buf(), source })?;
     match index.get("manifests") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(entries)) => Ok(entries.clone()),

@@ -8,6 +8,7 @@ use super::{FetchError, FetchOptions, fetch};
 use crate::cimd::DistributionPoint;
 use crate::sandbox::Sandbox;
 use crate::store::{ImageRecord, IngestObserver, Store};
+use crate::transport::TransportError;
 
 /// Longest chain of dependencies followed; a longer one is treated as a loop.
 const MAX_DEPTH: usize = 16;
@@ -27,7 +28,11 @@ pub(super) fn fetch_dependencies(
             dependency: dep.to_string(),
             reason,
         };
-        let point = DistributionPoint::appc(&dep.name, &dep.labels).map_err(|e| bad(e.to_string()))?;
+        let point = DistributionPoint::appc(&dep.name, &dep.labels).map_err(|source| FetchError::DependencyName {
+            image: record.canonical.clone(),
+            dependency: dep.to_string(),
+            source,
+        })?;
         let key = point.to_string();
         let mut chain = options.appc_chain.clone();
         chain.push(record.canonical.clone());
@@ -63,11 +68,7 @@ pub fn discover_pubkeys(
     options: &FetchOptions,
 ) -> Result<Vec<String>, FetchError> {
     let kind = crate::cimd::PointKind::Appc;
-    let point = DistributionPoint::new(kind.clone(), prefix).map_err(|e| FetchError::BadDependency {
-        image: prefix.to_string(),
-        dependency: "discovery".into(),
-        reason: e.to_string(),
-    })?;
+    let point = DistributionPoint::new(kind.clone(), prefix)?;
     let chosen = super::handlers::choose(&kind, options.dropins.as_deref())?;
     let handler = sandbox.load(&chosen.scheme, &chosen.bytes)?;
     let grant = super::grant_for(&point, options)?;
@@ -105,7 +106,11 @@ pub(super) fn verify_signature(store: &Store, record: &ImageRecord, options: &Fe
         .annotations
         .get(SIGNATURE_ANNOTATION)
         .ok_or_else(|| unsigned("", "the handler named no signature".into()))?;
-    let signature = fetch_signature(url, options).map_err(|reason| unsigned(url, reason))?;
+    let signature = fetch_signature(url, options).map_err(|source| FetchError::SignatureUnreadable {
+        image: image.clone(),
+        url: url.to_string(),
+        source: Box::new(source),
+    })?;
     let layer = record.layers.first().ok_or_else(|| unsigned(url, "the record holds no ACI".into()))?;
     let mut aci = store.blobs().open_blob(&layer.blob.digest)?;
     let signer = crate::trust::Keyring::new(store.root())
@@ -115,23 +120,48 @@ pub(super) fn verify_signature(store: &Store, record: &ImageRecord, options: &Fe
     Ok(())
 }
 
+/// Why a detached signature could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureSourceError {
+    #[error("{url:?} is not a URL")]
+    Url {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("{url:?} names no local file")]
+    NotAFile { url: String },
+    #[error("{path} is {size} bytes, larger than any signature")]
+    TooLarge { path: std::path::PathBuf, size: u64 },
+    #[error("reading {path}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
 /// The bytes of a detached signature at a `file://` or `http(s)://` URL.
-fn fetch_signature(url: &str, options: &FetchOptions) -> Result<Vec<u8>, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+fn fetch_signature(url: &str, options: &FetchOptions) -> Result<Vec<u8>, SignatureSourceError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|source| SignatureSourceError::Url { url: url.to_string(), source })?;
     if parsed.scheme() == "file" {
-        let path = parsed.to_file_path().map_err(|_| format!("{url:?} names no local file"))?;
-        let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = parsed.to_file_path().map_err(|_| SignatureSourceError::NotAFile { url: url.to_string() })?;
+        let meta =
+            std::fs::metadata(&path).map_err(|source| SignatureSourceError::Read { path: path.clone(), source })?;
         if meta.len() > MAX_SIGNATURE as u64 {
-            return Err(format!("{} is {} bytes, larger than any signature", path.display(), meta.len()));
+            return Err(SignatureSourceError::TooLarge { path, size: meta.len() });
         }
-        return std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
+        return std::fs::read(&path).map_err(|source| SignatureSourceError::Read { path, source });
     }
     let http = options.http_client();
     let request =
         crate::transport::Request { method: "GET".into(), url: url.to_string(), headers: Vec::new(), body: None };
-    let resp = http.request(&request, MAX_SIGNATURE).map_err(|e| e.to_string())?;
+    let resp = http.request(&request, MAX_SIGNATURE)?;
     if resp.status != 200 {
-        return Err(format!("the server answered {}", resp.status));
+        return Err(TransportError::Status { url: resp.url, status: resp.status }.into());
     }
     Ok(resp.body)
 }

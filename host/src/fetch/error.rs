@@ -1,10 +1,11 @@
 use thiserror::Error;
 
-use crate::ErrorKind;
+use super::dropin::DropInError;
+use crate::cimd::CimdError;
 use crate::policy::PolicyError;
-use crate::sandbox::dropin::DropInError;
 use crate::sandbox::{HandlerError, SandboxError};
 use crate::store::StoreError;
+use crate::{ErrorKind, HasKind};
 
 #[derive(Debug, Error)]
 pub enum FetchError {
@@ -27,6 +28,24 @@ pub enum FetchError {
     },
     #[error("{image}: dependency {dependency}: {reason}")]
     BadDependency { image: String, dependency: String, reason: String },
+    #[error("{image}: dependency {dependency} is not a valid appc name")]
+    DependencyName {
+        image: String,
+        dependency: String,
+        #[source]
+        source: CimdError,
+    },
+    #[error(
+        "{image}: its signature at {url} cannot be read; sign the ACI (gpg --armor --detach-sign) or fetch with --insecure-options=image"
+    )]
+    SignatureUnreadable {
+        image: String,
+        url: String,
+        #[source]
+        source: Box<super::appc::SignatureSourceError>,
+    },
+    #[error(transparent)]
+    Point(#[from] CimdError),
     #[error(
         "{image}: no signature{}: {reason}; sign the ACI (gpg --armor --detach-sign) or fetch with --insecure-options=image",
         if url.is_empty() { String::new() } else { format!(" at {url}") }
@@ -64,8 +83,8 @@ fn describe(e: &HandlerError) -> String {
     }
 }
 
-impl FetchError {
-    pub fn kind(&self) -> ErrorKind {
+impl HasKind for FetchError {
+    fn kind(&self) -> ErrorKind {
         match self {
             FetchError::NoHandler { .. } => ErrorKind::Invalid,
             FetchError::SourceNotFound { .. } | FetchError::NeverPull { .. } => ErrorKind::NotFound,
@@ -79,7 +98,9 @@ impl FetchError {
             },
             FetchError::BadRecord { .. } => ErrorKind::Sandbox,
             FetchError::Dependency { source, .. } => source.kind(),
-            FetchError::BadDependency { .. } => ErrorKind::Invalid,
+            FetchError::BadDependency { .. } | FetchError::DependencyName { .. } => ErrorKind::Invalid,
+            FetchError::SignatureUnreadable { .. } => ErrorKind::Denied,
+            FetchError::Point(e) => e.kind(),
             FetchError::Unsigned { .. } => ErrorKind::Denied,
             FetchError::Trust { source, .. } => source.kind(),
             FetchError::Policy(e) => e.kind(),

@@ -23,19 +23,20 @@ pub fn builtin_types() -> Vec<&'static str> {
 use std::borrow::Cow;
 use std::path::PathBuf;
 
-use crate::sandbox::dropin::{self, Declaration, DropInError, HandlerTrust, Signer};
+use super::dropin::{self, Declaration, DropInError};
+use crate::trust::{HandlerKeyring, HandlerSigner};
 
 /// Where drop-in handlers are looked for, and who may sign them.
 pub struct DropIns {
     pub dirs: Vec<PathBuf>,
-    pub trust: HandlerTrust,
+    pub keys: HandlerKeyring,
 }
 
 /// Where the handler of a fetch comes from.
 #[derive(Debug, Clone)]
 pub enum HandlerSource {
     Builtin,
-    DropIn { path: PathBuf, signer: Signer, declaration: Declaration },
+    DropIn { path: PathBuf, signer: HandlerSigner, declaration: Declaration },
 }
 
 impl HandlerSource {
@@ -71,7 +72,7 @@ pub fn choose(kind: &PointKind, dropins: Option<&DropIns>) -> Result<Chosen, sup
                     continue;
                 }
             };
-            match candidate.verify(&d.trust) {
+            match candidate.verify(&d.keys) {
                 Ok(signer) => {
                     tracing::info!(path = %candidate.path.display(), key = %signer.key_id, "using drop-in handler for {scheme}");
                     return Ok(Chosen {
@@ -88,7 +89,7 @@ pub fn choose(kind: &PointKind, dropins: Option<&DropIns>) -> Result<Chosen, sup
                     if builtin(kind).is_some() {
                         tracing::warn!("ignoring drop-in handler: {e}; using the built-in {scheme} handler");
                     }
-                    refused.get_or_insert(e);
+                    refused.get_or_insert(DropInError::from(e));
                 }
             }
         }

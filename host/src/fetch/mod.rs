@@ -6,14 +6,16 @@
 //!
 //! Glossary:
 //! - *handler*: the component serving a point's type (built-in, or later a drop-in).
-//! - *record*: what the handler resolved the point to; see [`ImageRecord`].
+//! - *answer*: what the handler resolved the point to (a WIT image record), checked
+//!   and turned into the store's [`ImageRecord`].
 //! - *commit*: recording the image and pointing the canonical ref at it, atomically.
 
+mod answer;
 mod appc;
-pub use appc::discover_pubkeys;
+pub use appc::{SignatureSourceError, discover_pubkeys};
+pub mod dropin;
 mod error;
 pub mod handlers;
-mod record;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,12 +24,12 @@ pub use error::FetchError;
 
 use crate::cimd::{DistributionPoint, PointKind};
 use crate::policy::{self, DecisionPoint, Policy, PolicyError};
-use crate::sandbox::dropin::Declaration;
 use crate::sandbox::{
     CacheOutcome, Grant, IngestStats, Limits, LoadedHandler, ResolveOptions, RunContext, Sandbox, WitPlatform,
 };
 use crate::store::{Digest, HandlerIdentity, ImageFormat, ImageRecord, IngestObserver, Platform, Store};
 use crate::transport::{HttpClient, HttpOptions, LocalKind};
+use dropin::Declaration;
 pub use handlers::{DropIns, HandlerSource};
 
 /// When to contact the source, as rkt's `--pull-policy`.
@@ -292,7 +294,7 @@ fn run_handler(
     let outcome = sandbox.resolve(handler, &grant, ctx, &point.to_string(), &resolve_options)?;
     let wit_record = outcome.result.map_err(|error| FetchError::Handler { point: point.to_string(), error })?;
     let identity = HandlerIdentity { scheme: handler.name.clone(), digest: handler.digest.clone() };
-    let record = record::from_handler(point, wit_record, identity)?;
+    let record = answer::image_record(point, wit_record, identity)?;
     decide(
         options,
         DecisionPoint::AfterResolve(policy::facts::resolved(point, &record, Vec::new(), &source.describe())),
@@ -314,17 +316,8 @@ fn run_handler(
 /// Ask the policy, if there is one; a deny is an error.
 fn decide(options: &FetchOptions, point: DecisionPoint) -> Result<(), FetchError> {
     let Some(policy) = &options.policy else { return Ok(()) };
-    let evaluated = policy.evaluate(&point);
-    if evaluated.decision.allow {
-        return Ok(());
-    }
-    let (stage, subject) = policy::facts::describe(&point);
-    Err(FetchError::Policy(PolicyError::Denied {
-        policy: format!("{} ({})", policy.config_origin(), policy.digest().short()),
-        stage,
-        subject,
-        reasons: evaluated.decision.reasons,
-    }))
+    policy.require(&point)?;
+    Ok(())
 }
 
 /// Remembers which blobs a fetch wrote, passing every event on.

@@ -1,7 +1,8 @@
 //! Facts for policy decisions, built from berth's own types.
 
-use super::{DecisionPoint, LayerFacts, PointFacts, ResolvedFacts};
+use super::{DecisionPoint, LayerFacts, PointFacts, ResolvedFacts, RunFacts, VolumeFacts};
 use crate::cimd::{DistributionPoint, PointKind, unescape};
+use crate::run::{Network, RunSpec, capability_name};
 use crate::store::ImageRecord;
 
 /// The facts of a point: its type, and the host and name a scope is matched against.
@@ -65,6 +66,32 @@ pub fn resolved(
         handler_scheme: record.handler.scheme.clone(),
         handler_digest: record.handler.digest.to_string(),
         handler_source: handler_source.to_string(),
+    }
+}
+
+/// The facts of a run about to start: `image` names what runs (a canonical point, or a
+/// rootfs path), `configured_user` the user as the image or `--user` gave it (empty:
+/// the numeric uid is shown).
+pub fn run(image: &str, spec: &RunSpec, configured_user: &str) -> RunFacts {
+    RunFacts {
+        image: image.to_string(),
+        user: if configured_user.is_empty() { spec.process.user.uid.to_string() } else { configured_user.to_string() },
+        uid: spec.process.user.uid,
+        capabilities: spec.capabilities.iter().filter_map(|c| capability_name(*c)).map(String::from).collect(),
+        volumes: spec
+            .volumes
+            .iter()
+            .map(|v| VolumeFacts {
+                source: v.host.display().to_string(),
+                target: v.container.clone(),
+                read_only: v.read_only,
+            })
+            .collect(),
+        network: match spec.network {
+            Network::Host => "host".into(),
+            Network::None => "none".into(),
+        },
+        read_only_rootfs: spec.read_only,
     }
 }
 

@@ -157,16 +157,16 @@ impl Policy {
         let cache = ComponentCache::new(&engine, cache_dir);
         let (component, _) = cache
             .load_or_compile(&engine, bytes, digest.hex())
-            .map_err(|e| PolicyError::Component { source_name: source.to_string(), reason: e.to_string() })?;
+            .map_err(|e| PolicyError::Compile { source_name: source.to_string(), source: Box::new(e) })?;
         check_imports(&engine, &component, source)?;
         let mut linker: Linker<PolicyState> = Linker::new(&engine);
         bindings::berth::policy::log::add_to_linker::<_, HasSelf<PolicyState>>(&mut linker, |s| s)
             .map_err(PolicyError::Engine)?;
         let instance_pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| PolicyError::Component { source_name: source.to_string(), reason: format!("{e:#}") })?;
+            .map_err(|e| PolicyError::Link { source_name: source.to_string(), source: e })?;
         let pre = bindings::PolicyPre::new(instance_pre)
-            .map_err(|e| PolicyError::Component { source_name: source.to_string(), reason: format!("{e:#}") })?;
+            .map_err(|e| PolicyError::Link { source_name: source.to_string(), source: e })?;
         Ok(Policy {
             engine,
             pre,
@@ -196,6 +196,22 @@ impl Policy {
 
     pub fn config_origin(&self) -> &str {
         &self.config_origin
+    }
+
+    /// Decide at `point`, and turn a deny into [`PolicyError::Denied`], naming the policy,
+    /// the decision point and the reasons: how every enforcing caller asks.
+    pub fn require(&self, point: &DecisionPoint) -> Result<Evaluated, PolicyError> {
+        let evaluated = self.evaluate(point);
+        if evaluated.decision.allow {
+            return Ok(evaluated);
+        }
+        let (stage, subject) = facts::describe(point);
+        Err(PolicyError::Denied {
+            policy: format!("{} ({})", self.config_origin, self.digest.short()),
+            stage,
+            subject,
+            reasons: evaluated.decision.reasons,
+        })
     }
 
     /// Decide at `point`. Never fails: a policy that cannot decide denies.

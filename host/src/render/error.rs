@@ -2,8 +2,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::ErrorKind;
 use crate::store::{Digest, StoreError};
+use crate::{ErrorKind, HasKind};
 
 #[derive(Debug, Error)]
 pub enum RenderError {
@@ -45,10 +45,8 @@ pub enum RenderError {
     UnknownSnapshotter(String),
     #[error("render target {0} already exists and is not an empty directory")]
     TargetExists(PathBuf),
-    #[error(
-        "berth has no render record of {0}: only trees written by `berth image render` or `extract` can be verified"
-    )]
-    NoRecord(PathBuf),
+    #[error("berth has no inventory of {0}: only trees written by `berth image render` or `extract` can be verified")]
+    NoInventory(PathBuf),
     #[error("mounting the overlay rootfs at {path}")]
     Mount {
         path: PathBuf,
@@ -69,8 +67,8 @@ pub enum RenderError {
     Store(#[from] StoreError),
 }
 
-impl RenderError {
-    pub fn kind(&self) -> ErrorKind {
+impl HasKind for RenderError {
+    fn kind(&self) -> ErrorKind {
         match self {
             RenderError::Hostile { .. } | RenderError::UnsupportedMediaType { .. } => ErrorKind::Invalid,
             RenderError::LowerHardlink { .. } | RenderError::NotStorable { .. } => ErrorKind::Invalid,
@@ -78,7 +76,7 @@ impl RenderError {
             RenderError::DiffIdMismatch { .. } => ErrorKind::Corrupt,
             RenderError::TargetExists(_) | RenderError::UnknownSnapshotter(_) => ErrorKind::Usage,
             RenderError::ErofsUnavailable { .. } => ErrorKind::Unavailable,
-            RenderError::NoRecord(_) => ErrorKind::NotFound,
+            RenderError::NoInventory(_) => ErrorKind::NotFound,
             RenderError::Dependency { .. } => ErrorKind::Invalid,
             RenderError::Mount { .. } => ErrorKind::Unavailable,
             RenderError::Entry { .. } | RenderError::Tar { .. } | RenderError::Io { .. } => ErrorKind::Io,

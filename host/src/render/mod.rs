@@ -21,8 +21,8 @@
 //!   (`snapshots/<alg>-<hex>.erofs`, mounted at `mounts/<alg>-<hex>`; see [`erofs`]).
 //! - *rootfs*: what a container sees as `/`.
 //!
-//! A flattened tree can be recorded ([`save_record`]) and later checked against that
-//! record ([`verify_tree`]): see [`record`].
+//! A flattened tree's inventory can be saved ([`save_inventory`]) and the tree later
+//! checked against it ([`verify_tree`]): see [`inventory`].
 //!
 //! Nothing in a layer can create or change anything outside the directory it is
 //! applied to: see [`apply`] for the rules. A render that fails leaves nothing behind.
@@ -31,9 +31,9 @@ mod appc;
 mod apply;
 mod erofs;
 mod error;
+mod inventory;
 mod layer;
 mod mount;
-mod record;
 mod snapshot;
 
 use std::os::unix::fs::PermissionsExt;
@@ -42,9 +42,9 @@ use std::path::{Path, PathBuf};
 pub use appc::{PATH_WHITELIST_ANNOTATION, apply_whitelist, find_dependency, image_layers, path_whitelist};
 pub use apply::{ApplyStats, OVERLAY_OPAQUE_XATTR, TarDialect, Whiteouts};
 pub use error::RenderError;
+pub use inventory::{Difference, Inventory, has_inventory, remove_stale_inventories, save_inventory, verify_tree};
 pub use layer::{ACI_MEDIA_TYPE, Compression, EndPadded, HashingReader, sniffed_decoder};
-pub use mount::{MountedRootfs, mount_rootfs};
-pub use record::{Difference, TreeRecord, has_record, remove_stale_records, save_record, verify_tree};
+pub use mount::{MountedRootfs, detach_mounts_under, mount_rootfs};
 pub use snapshot::{
     DamagedImage, LayerImagesCheck, SNAPSHOTTER_ENV, SnapshotUse, Snapshotter, check_layer_images, choose_snapshotter,
     ensure_snapshots, layer_image_path, layer_mount_dir, remove_unused_snapshots, snapshot_dir,

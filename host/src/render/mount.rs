@@ -98,3 +98,62 @@ pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<Mo
 fn escape(p: &Path) -> String {
     p.to_string_lossy().replace('\\', "\\\\").replace(',', "\\,").replace(':', "\\:")
 }
+
+/// Detach every mount at or below `dir` (deepest first), as listed in
+/// `/proc/self/mountinfo`: layer mounts, container rootfs overlays. Returns how many.
+pub fn detach_mounts_under(dir: &Path) -> Result<usize, RenderError> {
+    let dir = std::path::absolute(dir).map_err(io("resolving", dir))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(io("reading", "/proc/self/mountinfo"))?;
+    let mut mounts: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(unescape_mountinfo(point)))
+        .filter(|point| point.starts_with(&dir))
+        .collect();
+    // Deepest first: an overlay on a layer mount's parent goes before it.
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    mounts.dedup();
+    for m in &mounts {
+        match rustix::mount::unmount(m, UnmountFlags::DETACH) {
+            Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(io("detaching the mount", m)(e.into())),
+        }
+    }
+    Ok(mounts.len())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        // A byte is at most \377: the first digit is 0 to 3.
+        let octal = bytes.get(i + 1..i + 4).filter(|d| {
+            bytes[i] == b'\\' && (b'0'..=b'3').contains(&d[0]) && d[1..].iter().all(|b| (b'0'..=b'7').contains(b))
+        });
+        match octal {
+            Some(d) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo(r"/var/lib/my\040store/mounts"), "/var/lib/my store/mounts");
+        assert_eq!(unescape_mountinfo(r"/a\134b"), r"/a\b");
+        assert_eq!(unescape_mountinfo(r"/plain\9"), r"/plain\9");
+    }
+}

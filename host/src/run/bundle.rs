@@ -18,8 +18,8 @@ use super::caps::capability_name;
 use super::mounts::{MASKED_PATHS, READONLY_PATHS};
 use super::{Network, RunError, RunSpec, UserNamespace};
 
-fn oci_err(e: impl std::fmt::Display) -> RunError {
-    RunError::OciSpec(e.to_string())
+fn oci_err(e: impl std::error::Error + Send + Sync + 'static) -> RunError {
+    RunError::OciSpec(Box::new(e))
 }
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, RunError> {

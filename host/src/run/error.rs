@@ -1,7 +1,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::ErrorKind;
+use crate::{ErrorKind, HasKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -68,12 +68,12 @@ pub enum RunError {
         source: io::Error,
     },
 
-    #[error("cannot build the OCI runtime config: {0}")]
-    OciSpec(String),
+    #[error("cannot build the OCI runtime config")]
+    OciSpec(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl RunError {
-    pub fn kind(&self) -> ErrorKind {
+impl HasKind for RunError {
+    fn kind(&self) -> ErrorKind {
         match self {
             RunError::BadOption { .. }
             | RunError::NoCommand
@@ -92,7 +92,9 @@ impl RunError {
             RunError::OciSpec(_) => ErrorKind::Invalid,
         }
     }
+}
 
+impl RunError {
     pub(crate) fn os(what: impl Into<String>, source: io::Error) -> RunError {
         RunError::Os { what: what.into(), source }
     }

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::ErrorKind;
 use crate::transport::TransportError;
+use crate::{ErrorKind, HasKind};
 
 #[derive(Debug, Error)]
 pub enum SandboxError {
@@ -49,8 +49,8 @@ fn stderr_suffix(stderr: &str) -> String {
     if s.is_empty() { String::new() } else { format!("; it said: {s}") }
 }
 
-impl SandboxError {
-    pub fn kind(&self) -> ErrorKind {
+impl HasKind for SandboxError {
+    fn kind(&self) -> ErrorKind {
         match self {
             SandboxError::Grant { source, .. } => source.kind(),
             SandboxError::Cache { .. } => ErrorKind::Io,

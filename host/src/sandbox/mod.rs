@@ -14,7 +14,7 @@
 
 mod bindings;
 mod cache;
-pub mod dropin;
+mod clock;
 mod engine;
 mod error;
 mod grant;
@@ -43,8 +43,9 @@ pub use grant::{Grant, Limits, LocalGrant, NetworkGrant};
 pub use host::IngestStats;
 
 use bindings::CimdHandlerPre;
+use clock::{GuestClock, HostTime};
 use host::{LogCtx, StoreCtx, TransportCtx};
-use state::{GuestClock, HandlerState, HostTime, MemoryLimiter};
+use state::{HandlerState, MemoryLimiter};
 
 use crate::store::{Digest, IngestObserver, Store};
 use crate::transport::{HttpClient, LocalAccess};

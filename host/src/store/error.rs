@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use super::Digest;
-use crate::ErrorKind;
+use crate::{ErrorKind, HasKind};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -50,8 +50,8 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
-    pub fn kind(&self) -> ErrorKind {
+impl HasKind for StoreError {
+    fn kind(&self) -> ErrorKind {
         match self {
             StoreError::InvalidDigest { .. } => ErrorKind::Invalid,
             StoreError::BlobNotFound(_) | StoreError::ImageNotFound(_) => ErrorKind::NotFound,

@@ -115,4 +115,14 @@ impl ImageRecord {
     pub fn size(&self) -> u64 {
         self.blobs().map(|d| d.size).sum()
     }
+
+    /// appc names an image by the sha512 of its decompressed ACI, as `sha512-<hex>`
+    /// (the diff ID of its one layer); `None` for other formats.
+    pub fn appc_image_id(&self) -> Option<String> {
+        if self.format != ImageFormat::Appc {
+            return None;
+        }
+        let id = self.layers.first()?.diff_id.as_ref()?;
+        Some(format!("{}-{}", id.algorithm().name(), id.hex()))
+    }
 }

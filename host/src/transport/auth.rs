@@ -87,10 +87,10 @@ impl Credentials {
             let text = match std::fs::read_to_string(file) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(TransportError::AuthFile { path: file.clone(), reason: source.to_string() }),
+                Err(source) => return Err(TransportError::File { action: "reading", path: file.clone(), source }),
             };
             let parsed: AuthFile = serde_json::from_str(&text)
-                .map_err(|e| TransportError::AuthFile { path: file.clone(), reason: e.to_string() })?;
+                .map_err(|source| TransportError::AuthFileSyntax { path: file.clone(), source })?;
             for (key, entry) in parsed.auths {
                 let Some(auth) = entry.auth else { continue };
                 let decoded = STANDARD
@@ -99,15 +99,17 @@ impl Credentials {
                     .and_then(|b| String::from_utf8(b).ok())
                     .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
                 let Some((username, password)) = decoded else {
-                    return Err(TransportError::AuthFile {
-                        path: file.clone(),
-                        reason: format!("the entry for {key} is not base64 of user:password"),
-                    });
+                    return Err(TransportError::AuthEntry { path: file.clone(), key });
                 };
                 by_host.entry(normalize_registry(&key)).or_insert(Credential { username, password });
             }
         }
         Ok(Credentials { by_host })
+    }
+
+    /// Only `credential`, for `host`: to check credentials before saving them.
+    pub fn only(host: &str, credential: Credential) -> Credentials {
+        Credentials { by_host: HashMap::from([(normalize_registry(host), credential)]) }
     }
 
     pub fn get(&self, host: &str) -> Option<&Credential> {
@@ -117,33 +119,42 @@ impl Credentials {
 
 /// Add or replace `host`'s credential in `file` (creating it 0600), keeping other keys.
 pub fn store_credential(file: &Path, host: &str, cred: &Credential) -> Result<(), TransportError> {
-    let err = |reason: String| TransportError::AuthFile { path: file.to_path_buf(), reason };
-    let mut parsed: AuthFile = match std::fs::read_to_string(file) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| err(e.to_string()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuthFile::default(),
-        Err(e) => return Err(err(e.to_string())),
-    };
+    let mut parsed = read_auth_file(file)?.unwrap_or_default();
     let auth = STANDARD.encode(format!("{}:{}", cred.username, cred.password));
     parsed.auths.insert(normalize_registry(host), AuthEntry { auth: Some(auth), other: Default::default() });
-    write_private(file, &parsed).map_err(|e| err(e.to_string()))
+    write_private(file, &parsed).map_err(|source| TransportError::File {
+        action: "writing",
+        path: file.to_path_buf(),
+        source,
+    })
 }
 
 /// Remove `host`'s credential from `file`; returns whether there was one.
 pub fn remove_credential(file: &Path, host: &str) -> Result<bool, TransportError> {
-    let err = |reason: String| TransportError::AuthFile { path: file.to_path_buf(), reason };
-    let mut parsed: AuthFile = match std::fs::read_to_string(file) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| err(e.to_string()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(err(e.to_string())),
-    };
+    let Some(mut parsed) = read_auth_file(file)? else { return Ok(false) };
     let key = normalize_registry(host);
     let before = parsed.auths.len();
     parsed.auths.retain(|k, _| normalize_registry(k) != key);
     if parsed.auths.len() == before {
         return Ok(false);
     }
-    write_private(file, &parsed).map_err(|e| err(e.to_string()))?;
+    write_private(file, &parsed).map_err(|source| TransportError::File {
+        action: "writing",
+        path: file.to_path_buf(),
+        source,
+    })?;
     Ok(true)
+}
+
+/// An auth file, or `None` when it does not exist.
+fn read_auth_file(file: &Path) -> Result<Option<AuthFile>, TransportError> {
+    match std::fs::read_to_string(file) {
+        Ok(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|source| TransportError::AuthFileSyntax { path: file.to_path_buf(), source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TransportError::File { action: "reading", path: file.to_path_buf(), source }),
+    }
 }
 
 fn write_private(file: &Path, value: &AuthFile) -> std::io::Result<()> {

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::ErrorKind;
+use crate::{ErrorKind, HasKind};
 
 #[derive(Debug, Error)]
 pub enum TransportError {
@@ -22,10 +22,20 @@ pub enum TransportError {
     },
     #[error("{url} answered HTTP {status}{}", status_hint(*.status))]
     Status { url: String, status: u16 },
-    #[error("reading the answer of {url}: {reason}")]
-    Body { url: String, reason: String },
+    #[error("reading the answer of {url}")]
+    Body {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid request {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("{url:?} is not a URL")]
+    UrlSyntax {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
     #[error("the answer of {url} is larger than the {cap}-byte cap")]
     TooLarge { url: String, cap: usize },
     #[error("registry {host} is blocked by registries.toml")]
@@ -36,14 +46,45 @@ pub enum TransportError {
     PlainHttp { host: String },
     #[error("getting a token from {realm:?}: {reason}")]
     Token { realm: String, reason: String },
+    #[error("getting a token from {realm:?}: the answer is not a JSON token")]
+    TokenAnswer {
+        realm: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("handlers may not set the {header:?} header: the host adds credentials itself")]
     ForbiddenHeader { header: String },
     #[error("{host} is outside this handler's network grant (allowed: {allowed})")]
     NotGranted { host: String, allowed: String },
-    #[error("auth file {path}: {reason}")]
-    AuthFile { path: PathBuf, reason: String },
+    #[error("{action} {path}")]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("auth file {path} is not valid JSON")]
+    AuthFileSyntax {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("auth file {path}: the entry for {key} is not base64 of user:password")]
+    AuthEntry { path: PathBuf, key: String },
+    #[error("configuration {path} is not valid TOML")]
+    ConfigSyntax {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error("configuration {path}: {reason}")]
     Config { path: PathBuf, reason: String },
+    #[error("certificate file {path} holds no usable PEM certificate")]
+    Certificate {
+        path: PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("{action} {path:?} under {root}")]
     Io {
         action: &'static str,
@@ -64,26 +105,32 @@ fn status_hint(status: u16) -> &'static str {
     }
 }
 
-impl TransportError {
-    pub fn kind(&self) -> ErrorKind {
+impl HasKind for TransportError {
+    fn kind(&self) -> ErrorKind {
         match self {
             TransportError::Escapes { .. } | TransportError::NoLocalGrant => ErrorKind::Denied,
             TransportError::NotFound { .. } => ErrorKind::NotFound,
             TransportError::NotAFile { .. } => ErrorKind::Invalid,
-            TransportError::Io { .. } | TransportError::Body { .. } => ErrorKind::Io,
+            TransportError::Io { .. } | TransportError::Body { .. } | TransportError::File { .. } => ErrorKind::Io,
             TransportError::Http { .. } => ErrorKind::Unavailable,
             TransportError::Status { status, .. } => match status {
                 401 | 403 => ErrorKind::Denied,
                 404 => ErrorKind::NotFound,
                 _ => ErrorKind::Unavailable,
             },
-            TransportError::Token { .. } => ErrorKind::Denied,
-            TransportError::BadUrl { .. } | TransportError::TooLarge { .. } => ErrorKind::Invalid,
+            TransportError::Token { .. } | TransportError::TokenAnswer { .. } => ErrorKind::Denied,
+            TransportError::BadUrl { .. } | TransportError::UrlSyntax { .. } | TransportError::TooLarge { .. } => {
+                ErrorKind::Invalid
+            }
             TransportError::Blocked { .. }
             | TransportError::PlainHttp { .. }
             | TransportError::ForbiddenHeader { .. }
             | TransportError::NotGranted { .. } => ErrorKind::Denied,
-            TransportError::AuthFile { .. } | TransportError::Config { .. } => ErrorKind::Usage,
+            TransportError::AuthFileSyntax { .. }
+            | TransportError::AuthEntry { .. }
+            | TransportError::ConfigSyntax { .. }
+            | TransportError::Config { .. }
+            | TransportError::Certificate { .. } => ErrorKind::Usage,
         }
     }
 }

@@ -161,10 +161,13 @@ impl HttpClient {
             for entry in entries.flatten() {
                 let path = entry.path();
                 if path.extension().is_some_and(|e| e == "crt") {
-                    let pem = std::fs::read(&path)
-                        .map_err(|e| TransportError::Config { path: path.clone(), reason: e.to_string() })?;
+                    let pem = std::fs::read(&path).map_err(|source| TransportError::File {
+                        action: "reading",
+                        path: path.clone(),
+                        source,
+                    })?;
                     let found = reqwest::Certificate::from_pem_bundle(&pem)
-                        .map_err(|e| TransportError::Config { path: path.clone(), reason: e.to_string() })?;
+                        .map_err(|source| TransportError::Certificate { path: path.clone(), source })?;
                     certs.extend(found);
                 }
             }
@@ -184,8 +187,7 @@ impl HttpClient {
     /// The URLs to try for `url`: its registry's mirrors first (for digest-addressed
     /// requests, or all requests unless `mirror-by-digest-only`), then the URL itself.
     pub fn endpoints(&self, url: &str) -> Result<Vec<Url>, TransportError> {
-        let parsed =
-            Url::parse(url).map_err(|e| TransportError::BadUrl { url: url.to_string(), reason: e.to_string() })?;
+        let parsed = Url::parse(url).map_err(|source| TransportError::UrlSyntax { url: url.to_string(), source })?;
         if !matches!(parsed.scheme(), "https" | "http") {
             return Err(TransportError::BadUrl {
                 url: url.to_string(),
@@ -303,8 +305,7 @@ impl HttpClient {
             realm: String::new(),
             reason: "the challenge names no realm".into(),
         })?;
-        let mut url =
-            Url::parse(realm).map_err(|e| TransportError::Token { realm: realm.clone(), reason: e.to_string() })?;
+        let mut url = Url::parse(realm).map_err(|source| TransportError::UrlSyntax { url: realm.clone(), source })?;
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = params.get("service") {
@@ -331,8 +332,13 @@ impl HttpClient {
         if !resp.status().is_success() {
             return Err(TransportError::Token { realm: realm.clone(), reason: format!("status {status}") });
         }
-        let body: serde_json::Value =
-            resp.json_value().map_err(|reason| TransportError::Token { realm: realm.clone(), reason })?;
+        // Capped: a token answer is a few kilobytes; a hostile realm must not fill memory.
+        let mut text = Vec::new();
+        resp.take(1 << 20)
+            .read_to_end(&mut text)
+            .map_err(|source| TransportError::Body { url: realm.clone(), source })?;
+        let body: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|source| TransportError::TokenAnswer { realm: realm.clone(), source })?;
         let token =
             body.get("token").or_else(|| body.get("access_token")).and_then(|t| t.as_str()).ok_or_else(|| {
                 TransportError::Token { realm: realm.clone(), reason: "the answer holds no token".into() }
@@ -426,7 +432,7 @@ impl HttpClient {
         let mut body = Vec::new();
         resp.take(cap as u64 + 1)
             .read_to_end(&mut body)
-            .map_err(|e| TransportError::Body { url: url.clone(), reason: e.to_string() })?;
+            .map_err(|source| TransportError::Body { url: url.clone(), source })?;
         if body.len() > cap {
             return Err(TransportError::TooLarge { url, cap });
         }
@@ -492,18 +498,6 @@ fn header_map(pairs: &[(String, String)], url: &str) -> Result<HeaderMap, Transp
         map.append(name, value);
     }
     Ok(map)
-}
-
-trait JsonValue {
-    fn json_value(self) -> Result<serde_json::Value, String>;
-}
-
-impl JsonValue for Response {
-    fn json_value(self) -> Result<serde_json::Value, String> {
-        let mut body = Vec::new();
-        self.take(1 << 20).read_to_end(&mut body).map_err(|e| e.to_string())?;
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
-    }
 }
 
 /// Most resumptions of one blob before giving up.

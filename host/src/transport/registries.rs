@@ -77,10 +77,10 @@ impl RegistriesConfig {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(TransportError::Config { path: file.to_path_buf(), reason: e.to_string() }),
+            Err(source) => return Err(TransportError::File { action: "reading", path: file.to_path_buf(), source }),
         };
         let cfg: RegistriesConfig = toml::from_str(&text)
-            .map_err(|e| TransportError::Config { path: file.to_path_buf(), reason: e.to_string() })?;
+            .map_err(|e| TransportError::ConfigSyntax { path: file.to_path_buf(), source: Box::new(e) })?;
         for r in &cfg.registries {
             if r.prefix.is_empty() || r.prefix.contains("://") {
                 return Err(TransportError::Config {
@@ -125,7 +125,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("r.toml");
         std::fs::write(&f, "[[registry]]\nprefix = \"a.io\"\nmirrors-by-digest = true\n").unwrap();
-        let err = RegistriesConfig::load(&[f]).unwrap_err().to_string();
-        assert!(err.contains("r.toml") && err.contains("mirrors-by-digest"), "{err}");
+        let err = RegistriesConfig::load(&[f]).unwrap_err();
+        // The file in the message, the parser's finding in its source (printed after it).
+        let source = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+        assert!(err.to_string().contains("r.toml") && source.contains("mirrors-by-digest"), "{err}: {source}");
     }
 }

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use super::time::utc;
-use crate::ErrorKind;
+use crate::{ErrorKind, HasKind};
 
 #[derive(Debug, Error)]
 pub enum TrustError {
@@ -66,8 +66,36 @@ pub enum TrustError {
         #[source]
         source: std::io::Error,
     },
-    #[error("trusted key file {path} is unusable: {reason}")]
-    StoredKey { path: PathBuf, reason: String },
+    #[error("trusted key file {path} is unusable")]
+    StoredKey {
+        path: PathBuf,
+        #[source]
+        source: Box<TrustError>,
+    },
+    #[error("trusted key file {path} holds key {holds}, not the key it is named after")]
+    StoredKeyMismatch { path: PathBuf, holds: String },
+    #[error("{scheme:?} is not a scheme: a scheme is lowercase letters, digits and '-', as a cimd type")]
+    BadScheme { scheme: String },
+    #[error("{subject} is not an ed25519 public key (raw, PEM or DER, as wasmsign2 writes)")]
+    HandlerKeyUnreadable {
+        subject: String,
+        #[source]
+        source: wasmsign2::WSError,
+    },
+    #[error("{path} is not a WebAssembly component")]
+    NotAComponent { path: String },
+    #[error("{path} is not signed (sign it with wasmsign2, embedded or as {path}.sig)")]
+    HandlerUnsigned { path: String },
+    #[error(
+        "{path}: no trusted handler key's signature verifies: it was signed by a key berth does not \
+         trust, or modified after signing (trust a key with `berth handler trust --scheme {scheme} KEY`)"
+    )]
+    HandlerNotTrusted { path: String, scheme: String },
+    #[error(
+        "{path} declares scheme {scheme:?} but its signer {key} is trusted only for {}",
+        trusted_for.join(", ")
+    )]
+    HandlerWrongScheme { path: String, scheme: String, key: String, trusted_for: Vec<String> },
     #[error("no trusted key {fingerprint}{}", scope.as_ref().map_or(String::new(), |s| format!(" for {s}")))]
     NotTrusted { fingerprint: String, scope: Option<String> },
     #[error(
@@ -89,10 +117,16 @@ fn reason_suffix(reason: &str) -> String {
     if reason.is_empty() { String::new() } else { format!(" ({reason})") }
 }
 
-impl TrustError {
-    pub fn kind(&self) -> ErrorKind {
+impl HasKind for TrustError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            TrustError::InvalidPrefix { .. } | TrustError::BadFingerprint { .. } => ErrorKind::Usage,
+            TrustError::InvalidPrefix { .. } | TrustError::BadFingerprint { .. } | TrustError::BadScheme { .. } => {
+                ErrorKind::Usage
+            }
+            TrustError::HandlerKeyUnreadable { .. } | TrustError::NotAComponent { .. } => ErrorKind::Invalid,
+            TrustError::HandlerUnsigned { .. }
+            | TrustError::HandlerNotTrusted { .. }
+            | TrustError::HandlerWrongScheme { .. } => ErrorKind::Denied,
             TrustError::KeyUnreadable { .. }
             | TrustError::NoKey { .. }
             | TrustError::SeveralKeys { .. }
@@ -112,7 +146,10 @@ impl TrustError {
             | TrustError::WeakHash { .. }
             | TrustError::PlainHttpKey { .. } => ErrorKind::Denied,
             TrustError::NotTrusted { .. } => ErrorKind::NotFound,
-            TrustError::StoredKey { .. } | TrustError::ReadSigned { .. } | TrustError::Io { .. } => ErrorKind::Io,
+            TrustError::StoredKey { .. }
+            | TrustError::StoredKeyMismatch { .. }
+            | TrustError::ReadSigned { .. }
+            | TrustError::Io { .. } => ErrorKind::Io,
         }
     }
 }

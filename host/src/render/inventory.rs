@@ -1,11 +1,12 @@
-//! Render records: what a rendered tree held when berth wrote it, so `berth image verify`
-//! can tell later whether anything in it changed (as rkt's tree store did).
+//! Inventories of rendered trees: what a tree held when berth wrote it, so `berth image
+//! verify` can tell later whether anything in it changed (as rkt's tree store did).
 //!
-//! A record lists every entry of the tree by its path inside it (`/` is the root) with
-//! its type, mode, owner, size, mtime, content digest (regular files), link target
-//! (symlinks), device number (devices) and xattrs. Records live in the store at
+//! An inventory lists every entry of the tree by its path inside it (`/` is the root)
+//! with its type, mode, owner, size, mtime, content digest (regular files), link target
+//! (symlinks), device number (devices) and xattrs. Inventories live in the store at
 //! `renders/<sha256 of the tree's absolute path>.json`, so the tree itself holds nothing
-//! of berth's and stays exactly the image's rootfs.
+//! of berth's and stays exactly the image's rootfs. (The store's image *records* are
+//! another thing: see [`crate::store::ImageRecord`].)
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -23,7 +24,7 @@ use crate::store::{Digest, Store};
 
 /// One entry of a tree, in a form that compares field by field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntryRecord {
+pub struct InventoryEntry {
     /// `dir`, `file`, `symlink`, `char`, `block`, `fifo` or `socket`.
     pub kind: String,
     /// Permission bits with setuid/setgid/sticky, in octal.
@@ -45,17 +46,17 @@ pub struct EntryRecord {
     pub xattrs: BTreeMap<String, String>,
 }
 
-/// A tree's record: which image it was rendered from, and its entries by path.
+/// A tree's inventory: which image it was rendered from, and its entries by path.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TreeRecord {
+pub struct Inventory {
     pub dir: PathBuf,
     pub image: Digest,
     /// Unix seconds.
     pub recorded_at: i64,
-    pub entries: BTreeMap<String, EntryRecord>,
+    pub entries: BTreeMap<String, InventoryEntry>,
 }
 
-/// One difference between a record and the tree as it is now.
+/// One difference between an inventory and the tree as it is now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "lowercase")]
 pub enum Difference {
@@ -74,19 +75,19 @@ impl std::fmt::Display for Difference {
     }
 }
 
-/// Walk `dir` (never following symlinks) and record every entry.
-pub fn record_tree(dir: &Path) -> Result<BTreeMap<String, EntryRecord>, RenderError> {
+/// Walk `dir` (never following symlinks) and describe every entry.
+pub fn walk_tree(dir: &Path) -> Result<BTreeMap<String, InventoryEntry>, RenderError> {
     let mut entries = BTreeMap::new();
     walk(dir, Path::new(""), &mut entries)?;
     Ok(entries)
 }
 
-fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<String, EntryRecord>) -> Result<(), RenderError> {
+fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<String, InventoryEntry>) -> Result<(), RenderError> {
     let path = root.join(rel);
     let meta = std::fs::symlink_metadata(&path).map_err(io("inspecting", &path))?;
-    let record = entry(&path, &meta)?;
+    let described = entry(&path, &meta)?;
     let is_dir = meta.is_dir();
-    out.insert(format!("/{}", rel.to_string_lossy()), record);
+    out.insert(format!("/{}", rel.to_string_lossy()), described);
     if is_dir {
         let mut names: Vec<_> = std::fs::read_dir(&path)
             .map_err(io("listing", &path))?
@@ -101,7 +102,7 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<String, EntryRecord>) -> Res
     Ok(())
 }
 
-fn entry(path: &Path, meta: &std::fs::Metadata) -> Result<EntryRecord, RenderError> {
+fn entry(path: &Path, meta: &std::fs::Metadata) -> Result<InventoryEntry, RenderError> {
     let t = meta.file_type();
     let kind = if t.is_dir() {
         "dir"
@@ -128,7 +129,7 @@ fn entry(path: &Path, meta: &std::fs::Metadata) -> Result<EntryRecord, RenderErr
         let dev = meta.rdev();
         format!("{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev))
     });
-    Ok(EntryRecord {
+    Ok(InventoryEntry {
         kind: kind.to_string(),
         mode: format!("{:o}", meta.mode() & 0o7777),
         uid: meta.uid(),
@@ -186,9 +187,9 @@ fn xattrs(path: &Path) -> Result<BTreeMap<String, String>, RenderError> {
     Ok(out)
 }
 
-/// What differs between a record and a fresh walk: entries added, removed, or changed
+/// What differs between an inventory and a fresh walk: entries added, removed, or changed
 /// (naming the fields), in path order.
-pub fn compare(recorded: &BTreeMap<String, EntryRecord>, now: &BTreeMap<String, EntryRecord>) -> Vec<Difference> {
+pub fn compare(recorded: &BTreeMap<String, InventoryEntry>, now: &BTreeMap<String, InventoryEntry>) -> Vec<Difference> {
     let mut out = Vec::new();
     for (path, was) in recorded {
         match now.get(path) {
@@ -228,23 +229,23 @@ fn diff_path(d: &Difference) -> &str {
     }
 }
 
-fn records_dir(store: &Store) -> PathBuf {
+fn inventories_dir(store: &Store) -> PathBuf {
     store.root().join("renders")
 }
 
-/// Where the record of the tree at `dir` lives: named by its absolute path's digest.
-fn record_path(store: &Store, dir: &Path) -> Result<PathBuf, RenderError> {
+/// Where the inventory of the tree at `dir` lives: named by its absolute path's digest.
+fn inventory_path(store: &Store, dir: &Path) -> Result<PathBuf, RenderError> {
     let abs = std::path::absolute(dir).map_err(io("resolving", dir))?;
     let name = hex::encode(Sha256::digest(abs.as_os_str().as_bytes()));
-    Ok(records_dir(store).join(format!("{name}.json")))
+    Ok(inventories_dir(store).join(format!("{name}.json")))
 }
 
 /// Record the tree at `dir`, rendered from `image`, in the store (replacing an earlier
-/// record of the same path). Returns how many entries it holds.
-pub fn save_record(store: &Store, dir: &Path, image: &Digest) -> Result<usize, RenderError> {
-    let entries = record_tree(dir)?;
+/// inventory of the same path). Returns how many entries it holds.
+pub fn save_inventory(store: &Store, dir: &Path, image: &Digest) -> Result<usize, RenderError> {
+    let entries = walk_tree(dir)?;
     let count = entries.len();
-    let record = TreeRecord {
+    let inventory = Inventory {
         dir: std::path::absolute(dir).map_err(io("resolving", dir))?,
         image: image.clone(),
         recorded_at: std::time::SystemTime::now()
@@ -252,45 +253,45 @@ pub fn save_record(store: &Store, dir: &Path, image: &Digest) -> Result<usize, R
             .map_or(0, |d| d.as_secs() as i64),
         entries,
     };
-    let target = record_path(store, dir)?;
-    let parent = records_dir(store);
+    let target = inventory_path(store, dir)?;
+    let parent = inventories_dir(store);
     std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
     let mut tmp = tempfile::NamedTempFile::new_in(&parent).map_err(io("creating a temporary file in", &parent))?;
-    serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), &record)
+    serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), &inventory)
         .map_err(|e| io("writing", tmp.path())(e.into()))?;
     tmp.as_file().sync_all().map_err(io("syncing", tmp.path()))?;
     tmp.persist(&target).map_err(|e| io("committing", &target)(e.error))?;
     Ok(count)
 }
 
-/// Whether berth holds a record of the tree at `dir`.
-pub fn has_record(store: &Store, dir: &Path) -> Result<bool, RenderError> {
-    Ok(record_path(store, dir)?.is_file())
+/// Whether berth holds an inventory of the tree at `dir`.
+pub fn has_inventory(store: &Store, dir: &Path) -> Result<bool, RenderError> {
+    Ok(inventory_path(store, dir)?.is_file())
 }
 
-/// The record of the tree at `dir`, if berth rendered one there.
-pub fn load_record(store: &Store, dir: &Path) -> Result<Option<TreeRecord>, RenderError> {
-    let path = record_path(store, dir)?;
+/// The inventory of the tree at `dir`, if berth rendered one there.
+pub fn load_inventory(store: &Store, dir: &Path) -> Result<Option<Inventory>, RenderError> {
+    let path = inventory_path(store, dir)?;
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io("reading", &path)(e)),
     };
-    let record = serde_json::from_slice(&bytes).map_err(|e| io("parsing", &path)(e.into()))?;
-    Ok(Some(record))
+    let inventory = serde_json::from_slice(&bytes).map_err(|e| io("parsing", &path)(e.into()))?;
+    Ok(Some(inventory))
 }
 
-/// Re-walk the tree at `dir` and compare it with its record.
-pub fn verify_tree(store: &Store, dir: &Path) -> Result<(TreeRecord, Vec<Difference>), RenderError> {
-    let record = load_record(store, dir)?.ok_or_else(|| RenderError::NoRecord(dir.to_path_buf()))?;
-    let now = record_tree(dir)?;
-    let differences = compare(&record.entries, &now);
-    Ok((record, differences))
+/// Re-walk the tree at `dir` and compare it with its inventory.
+pub fn verify_tree(store: &Store, dir: &Path) -> Result<(Inventory, Vec<Difference>), RenderError> {
+    let inventory = load_inventory(store, dir)?.ok_or_else(|| RenderError::NoInventory(dir.to_path_buf()))?;
+    let now = walk_tree(dir)?;
+    let differences = compare(&inventory.entries, &now);
+    Ok((inventory, differences))
 }
 
-/// Forget records of trees that no longer exist. Returns how many were removed.
-pub fn remove_stale_records(store: &Store) -> Result<u64, RenderError> {
-    let dir = records_dir(store);
+/// Forget inventories of trees that no longer exist. Returns how many were removed.
+pub fn remove_stale_inventories(store: &Store) -> Result<u64, RenderError> {
+    let dir = inventories_dir(store);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -299,8 +300,8 @@ pub fn remove_stale_records(store: &Store) -> Result<u64, RenderError> {
     let mut removed = 0;
     for entry in entries {
         let path = entry.map_err(io("listing", &dir))?.path();
-        let stale = match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<TreeRecord>(&b).ok()) {
-            Some(record) => !record.dir.is_dir(),
+        let stale = match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Inventory>(&b).ok()) {
+            Some(inventory) => !inventory.dir.is_dir(),
             // Unreadable, or a temporary file of an interrupted save.
             None => true,
         };
@@ -322,8 +323,8 @@ mod tests {
         std::fs::write(dir.path().join("a"), b"one").unwrap();
         std::fs::write(dir.path().join("b"), b"two").unwrap();
         std::os::unix::fs::symlink("a", dir.path().join("l")).unwrap();
-        let before = record_tree(dir.path()).unwrap();
-        assert_eq!(compare(&before, &record_tree(dir.path()).unwrap()), vec![]);
+        let before = walk_tree(dir.path()).unwrap();
+        assert_eq!(compare(&before, &walk_tree(dir.path()).unwrap()), vec![]);
 
         std::fs::remove_file(dir.path().join("b")).unwrap();
         std::fs::write(dir.path().join("c"), b"new").unwrap();
@@ -331,7 +332,7 @@ mod tests {
         let mtime = std::fs::metadata(dir.path().join("a")).unwrap().modified().unwrap();
         std::io::Write::write_all(&mut &f, b"ONE").unwrap();
         f.set_modified(mtime).unwrap();
-        let diffs = compare(&before, &record_tree(dir.path()).unwrap());
+        let diffs = compare(&before, &walk_tree(dir.path()).unwrap());
         let shown: Vec<String> = diffs.iter().map(|d| d.to_string()).collect();
         assert!(shown.contains(&"changed  /a (content)".to_string()), "{shown:?}");
         assert!(shown.contains(&"removed  /b".to_string()), "{shown:?}");

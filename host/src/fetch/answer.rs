@@ -1,5 +1,6 @@
-//! Turning a handler's answer into a stored record. The handler is not trusted: every
-//! digest is parsed, and the point it claims must be the one it was asked for.
+//! A handler's answer (the WIT `image-record` it returns), checked and turned into the
+//! store's [`ImageRecord`]. The handler is not trusted: every digest is parsed, and the
+//! point it claims must be the one it was asked for.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use crate::store::{
     Dependency, Descriptor, Digest, HandlerIdentity, ImageFormat, ImageRecord, Layer, Platform, RuntimeConfig,
 };
 
-pub(super) fn from_handler(
+pub(super) fn image_record(
     asked: &DistributionPoint,
     r: WitImageRecord,
     handler: HandlerIdentity,

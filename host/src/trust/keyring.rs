@@ -1,0 +1,223 @@
+//! The appc keyring: OpenPGP public keys trusted to sign images, per name scope (root,
+//! or a name prefix), as rkt kept them (`trust/root.d`, `trust/prefix.d/<prefix>`).
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use pgp::composed::ArmorOptions;
+use serde::Serialize;
+
+use super::error::io;
+use super::key::Cert;
+use super::scope::{Scope, prefixes_of};
+use super::{TrustError, time};
+
+/// A key, as shown for review before it is trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// Upper-case hex.
+    pub fingerprint: String,
+    /// The last 16 hex digits of a v4 fingerprint (the first 16 of a v6 one).
+    pub key_id: String,
+    pub user_ids: Vec<String>,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds; `None` when it does not expire.
+    pub expires: Option<i64>,
+    /// Fingerprints of the subkeys that may sign (bound for signing, valid, unexpired).
+    pub signing_subkeys: Vec<String>,
+}
+
+/// A key in the keyring, with the scope it is trusted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageKey {
+    pub scope: Scope,
+    pub fingerprint: String,
+    pub key_id: String,
+    pub user_ids: Vec<String>,
+    pub created: i64,
+    pub expires: Option<i64>,
+    /// The armored key file.
+    pub path: PathBuf,
+}
+
+/// The appc keyring under a store root.
+pub struct Keyring {
+    pub(super) dir: PathBuf,
+}
+
+/// Describe an OpenPGP public key (armored or binary) for review, refusing what
+/// [`Keyring::add`] would refuse: secret keys, several keys, keys without a valid
+/// self-signature, and revoked or expired keys.
+pub fn inspect(key: &[u8]) -> Result<KeyInfo, TrustError> {
+    let cert = Cert::parse(key, "the key")?;
+    let now = time::unix(SystemTime::now());
+    cert.check_usable(now)?;
+    Ok(info(&cert, now))
+}
+
+fn info(cert: &Cert, now: i64) -> KeyInfo {
+    KeyInfo {
+        fingerprint: cert.fingerprint.clone(),
+        key_id: cert.key_id.clone(),
+        user_ids: cert.user_ids.clone(),
+        created: cert.primary.created,
+        expires: cert.primary.expires,
+        signing_subkeys: cert
+            .subkeys
+            .iter()
+            .filter(|s| s.may_sign && s.check_usable(&s.shown, now).is_ok())
+            .map(|s| s.shown.clone())
+            .collect(),
+    }
+}
+
+fn trusted(scope: &Scope, cert: &Cert, path: PathBuf) -> ImageKey {
+    ImageKey {
+        scope: scope.clone(),
+        fingerprint: cert.fingerprint.clone(),
+        key_id: cert.key_id.clone(),
+        user_ids: cert.user_ids.clone(),
+        created: cert.primary.created,
+        expires: cert.primary.expires,
+        path,
+    }
+}
+
+/// A key file name: a v4 (40) or v6 (64) fingerprint in upper-case hex.
+fn is_fingerprint_name(name: &str) -> bool {
+    matches!(name.len(), 40 | 64) && name.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+impl Keyring {
+    /// The keyring under `<store_root>/trust`.
+    pub fn new(store_root: &Path) -> Keyring {
+        Keyring { dir: store_root.join("trust") }
+    }
+
+    /// Trust `key` (one OpenPGP public key, armored or binary) for `scope`; stored
+    /// armored as `<scope dir>/<FINGERPRINT>`, replacing an earlier copy (so a re-add
+    /// picks up new self-signatures). Secret keys, keys without a valid self-signature,
+    /// and revoked or expired keys are refused.
+    pub fn add(&self, scope: &Scope, key: &[u8]) -> Result<ImageKey, TrustError> {
+        let cert = Cert::parse(key, "the key")?;
+        cert.check_usable(time::unix(SystemTime::now()))?;
+        let armored = cert
+            .key
+            .to_armored_bytes(ArmorOptions::default())
+            .map_err(|source| TrustError::KeyUnreadable { subject: cert.fingerprint.clone(), source })?;
+        let dir = scope.dir(&self.dir);
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let path = dir.join(&cert.fingerprint);
+        let mut tmp =
+            tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(io("creating a file in", &dir))?;
+        std::io::Write::write_all(&mut tmp, &armored).map_err(io("writing", tmp.path().to_path_buf()))?;
+        tmp.as_file().sync_all().map_err(io("syncing", tmp.path().to_path_buf()))?;
+        tmp.persist(&path).map_err(|e| TrustError::Io { action: "writing", path: path.clone(), source: e.error })?;
+        tracing::info!(fingerprint = %cert.fingerprint, %scope, "trusted appc signing key");
+        Ok(trusted(scope, &cert, path))
+    }
+
+    /// Every trusted key, root keys first, then by prefix and fingerprint.
+    pub fn list(&self) -> Result<Vec<ImageKey>, TrustError> {
+        let mut out = Vec::new();
+        for scope in self.scopes()? {
+            for (path, cert) in self.load(&scope)? {
+                out.push(trusted(&scope, &cert, path));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stop trusting the key `fingerprint` (its full fingerprint or its 16-digit key
+    /// id; case and spaces ignored, `0x` allowed) in `scope`, or in every scope when
+    /// `None`. Returns what was removed; [`TrustError::NotTrusted`] when nothing matched.
+    pub fn remove(&self, fingerprint: &str, scope: Option<&Scope>) -> Result<Vec<ImageKey>, TrustError> {
+        let wanted: String =
+            fingerprint.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
+        let wanted = wanted.strip_prefix("0X").unwrap_or(&wanted).to_string();
+        if !matches!(wanted.len(), 16 | 40 | 64) || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(TrustError::BadFingerprint { fingerprint: fingerprint.to_string() });
+        }
+        let mut removed = Vec::new();
+        for k in self.list()? {
+            let matches = k.fingerprint == wanted || k.key_id == wanted;
+            if matches && scope.is_none_or(|s| *s == k.scope) {
+                std::fs::remove_file(&k.path).map_err(io("removing", &k.path))?;
+                removed.push(k);
+            }
+        }
+        for k in removed.iter().filter(|k| matches!(k.scope, Scope::Prefix(_))) {
+            // An emptied prefix directory goes too; one still holding keys stays.
+            let _ = std::fs::remove_dir(k.scope.dir(&self.dir));
+        }
+        if removed.is_empty() {
+            return Err(TrustError::NotTrusted { fingerprint: wanted, scope: scope.map(Scope::to_string) });
+        }
+        Ok(removed)
+    }
+
+    /// Root, then every prefix directory that holds a valid escaped prefix.
+    fn scopes(&self) -> Result<Vec<Scope>, TrustError> {
+        let mut scopes = vec![Scope::Root];
+        let dir = self.dir.join("prefix.d");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(scopes),
+            Err(e) => return Err(io("reading", &dir)(e)),
+        };
+        let mut prefixes = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("reading", &dir))?;
+            let name = entry.file_name();
+            match name.to_str().and_then(Scope::from_dir_name) {
+                Some(scope) => prefixes.push(scope),
+                None => {
+                    tracing::warn!(path = %entry.path().display(), "ignoring a directory that is not an escaped prefix")
+                }
+            }
+        }
+        prefixes.sort();
+        scopes.extend(prefixes);
+        Ok(scopes)
+    }
+
+    /// The keys trusted for `name`: its prefixes' keys, most specific first, then root keys.
+    pub(super) fn applicable(&self, name: &str) -> Result<Vec<(Scope, Cert)>, TrustError> {
+        let mut out = Vec::new();
+        let scopes = prefixes_of(name).into_iter().filter_map(|p| Scope::prefix(&p).ok()).chain([Scope::Root]);
+        for scope in scopes {
+            debug_assert!(scope.applies_to(name));
+            out.extend(self.load(&scope)?.into_iter().map(|(_, cert)| (scope.clone(), cert)));
+        }
+        Ok(out)
+    }
+
+    /// The key files of one scope, parsed; a missing directory is an empty scope. A
+    /// file named as a fingerprint must hold that key.
+    fn load(&self, scope: &Scope) -> Result<Vec<(PathBuf, Cert)>, TrustError> {
+        let dir = scope.dir(&self.dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("reading", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("reading", &dir))?;
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().filter(|n| is_fingerprint_name(n)).map(str::to_string) else {
+                continue; // temp files of an add in progress, editor leftovers
+            };
+            let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+            let cert = Cert::parse(&bytes, &path.display().to_string())
+                .map_err(|e| TrustError::StoredKey { path: path.clone(), source: Box::new(e) })?;
+            if cert.fingerprint != name {
+                return Err(TrustError::StoredKeyMismatch { path, holds: cert.fingerprint });
+            }
+            out.push((path, cert));
+        }
+        out.sort_by(|a, b| a.1.fingerprint.cmp(&b.1.fingerprint));
+        Ok(out)
+    }
+}
