@@ -12,6 +12,12 @@ use exports::berth::handler::resolver::{Guest, ImageFormat, ImageRecord, Resolve
 
 struct Hostile;
 
+/// A grant declaration, so the tests can also load it as a signed drop-in handler for the
+/// `hostile` scheme (asking for nothing: no network, no local path).
+#[used]
+#[unsafe(link_section = "berth:grants")]
+static BERTH_GRANTS: [u8; 20] = *br#"{"scheme":"hostile"}"#;
+
 /// The `ref` of an `oci-layout` point, or the tag of a registry point.
 fn behaviour(point: &str) -> &str {
     if let Some((_, r)) = point.rsplit_once("?ref=") {
