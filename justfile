@@ -27,6 +27,7 @@ setup:
     command -v bzip2 >/dev/null || need+=(bzip2)
     command -v xz >/dev/null || need+=(xz-utils)
     command -v curl >/dev/null || need+=(curl)
+    command -v tmux >/dev/null || need+=(tmux)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq
@@ -39,6 +40,21 @@ setup:
 # Build the release binary target/release/berth, with its handler components embedded.
 build: setup
     cargo build --release -p berth
+
+# Install berth, its shell completions (bash, zsh, fish) and man pages under PREFIX.
+install PREFIX="/usr/local": build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    prefix="{{PREFIX}}"
+    install -Dm755 target/release/berth "$prefix/bin/berth"
+    bin="$prefix/bin/berth"
+    mkdir -p "$prefix/share/bash-completion/completions" "$prefix/share/zsh/site-functions" \
+        "$prefix/share/fish/vendor_completions.d" "$prefix/share/man/man1"
+    "$bin" completion bash > "$prefix/share/bash-completion/completions/berth"
+    "$bin" completion zsh > "$prefix/share/zsh/site-functions/_berth"
+    "$bin" completion fish > "$prefix/share/fish/vendor_completions.d/berth.fish"
+    "$bin" man "$prefix/share/man/man1"
+    echo "installed $bin ($(du -h "$bin" | cut -f1)), completions and $(ls "$prefix/share/man/man1" | grep -c '^berth') man pages under $prefix"
 
 # Check formatting and lints, for the host and for the wasm32-wasip2 handlers.
 lint: setup

@@ -38,6 +38,9 @@ pub enum Action {
     Truncate(usize),
     /// Serve these bytes instead of the real content (same headers otherwise).
     Replace(Vec<u8>),
+    /// Send the headers and this many body bytes, then the rest once `resume` is set: a
+    /// download caught in the middle.
+    Pause { after: usize, resume: Arc<AtomicBool> },
 }
 
 /// Chooses the action for a request, given how many times its path was asked before.
@@ -152,11 +155,16 @@ impl Server {
         let Some((media_type, real)) = self.content.get(&seen.path) else {
             return write_head(conn, 404, "text/plain", 0, &[]);
         };
+        let mut pause = None;
         let (body, cut) = match (self.faults)(seen, before) {
             Action::Status(code) => return write_head(conn, code, "text/plain", 0, &[]),
             Action::Serve => (real.clone(), None),
             Action::Replace(bytes) => (bytes, None),
             Action::Truncate(n) => (real.clone(), Some(n)),
+            Action::Pause { after, resume } => {
+                pause = Some((after, resume));
+                (real.clone(), None)
+            }
         };
         let digest = format!("sha256:{}", sha256_hex(real));
         let mut extra = vec![("Docker-Content-Digest".to_string(), digest)];
@@ -173,6 +181,16 @@ impl Server {
             return Ok(());
         }
         let sent = cut.map_or(slice.len(), |n| n.min(slice.len()));
+        if let Some((after, resume)) = pause {
+            let first = after.min(sent);
+            conn.write_all(&slice[..first])?;
+            conn.flush()?;
+            while !resume.load(Ordering::SeqCst) {
+                std::thread::park_timeout(std::time::Duration::from_millis(20));
+            }
+            conn.write_all(&slice[first..sent])?;
+            return conn.flush();
+        }
         conn.write_all(&slice[..sent])?;
         conn.flush()
     }

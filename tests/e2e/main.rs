@@ -11,6 +11,7 @@ mod fault_registry;
 mod fetch_layout;
 mod hostile_layouts;
 mod policy;
+mod progress;
 mod registry;
 mod render;
 mod run;

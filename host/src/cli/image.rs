@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Subcommand;
 use serde_json::json;
@@ -12,6 +13,7 @@ use berth::ops;
 
 use super::Ctx;
 use super::output::{age, exit, human_size, print, print_json};
+use super::progress::Progress;
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
@@ -140,7 +142,7 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let rows: Vec<_> = images
             .iter()
             .map(|i| {
-                json!({
+                let mut row = json!({
                     "id": i.record.manifest.digest,
                     "refs": i.refs,
                     "format": i.record.format,
@@ -148,14 +150,24 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     "size": i.record.size(),
                     "layers": i.record.layers.len(),
                     "created": i.created_at,
-                })
+                });
+                if let Some(id) = i.record.appc_image_id() {
+                    row["appcImageId"] = json!(id);
+                }
+                row
             })
             .collect();
         print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut text =
-        format!("{:<14} {:<7} {:<14} {:>10}  {:<16} {}\n", "IMAGE ID", "FORMAT", "PLATFORM", "SIZE", "CREATED", "REF");
+    // appc names images by the sha512 of the ACI (rkt showed `sha512-…`): a column of its
+    // own, shown when an appc image is stored.
+    let appc = images.iter().any(|i| i.record.appc_image_id().is_some());
+    let appc_header = if appc { format!("{:<20} ", "APPC ID") } else { String::new() };
+    let mut text = format!(
+        "{:<14} {appc_header}{:<7} {:<14} {:>10}  {:<16} {}\n",
+        "IMAGE ID", "FORMAT", "PLATFORM", "SIZE", "CREATED", "REF"
+    );
     for i in &images {
         let platform = i.record.platform.as_ref().map_or("-".to_string(), |p| {
             let mut s = format!("{}/{}", p.os, p.architecture);
@@ -165,11 +177,16 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             }
             s
         });
+        let appc_id = match (appc, i.record.appc_image_id()) {
+            (false, _) => String::new(),
+            (true, Some(id)) => format!("{:<20} ", &id[..id.len().min(19)]),
+            (true, None) => format!("{:<20} ", "-"),
+        };
         let refs = if i.refs.is_empty() { vec!["<none>".to_string()] } else { i.refs.clone() };
         for (n, r) in refs.iter().enumerate() {
             if n == 0 {
                 text.push_str(&format!(
-                    "{:<14} {:<7} {:<14} {:>10}  {:<16} {r}\n",
+                    "{:<14} {appc_id}{:<7} {:<14} {:>10}  {:<16} {r}\n",
                     i.record.manifest.digest.short(),
                     i.record.format.name(),
                     platform,
@@ -177,7 +194,8 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     age(i.created_at),
                 ));
             } else {
-                text.push_str(&format!("{:<14} {:<7} {:<14} {:>10}  {:<16} {r}\n", "", "", "", "", ""));
+                let pad = " ".repeat(appc_header.len());
+                text.push_str(&format!("{:<14} {pad}{:<7} {:<14} {:>10}  {:<16} {r}\n", "", "", "", "", ""));
             }
         }
     }
@@ -186,7 +204,10 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 fn render(ctx: &Ctx, input: &str, dir: &Path, overlay: bool, inventory: bool) -> anyhow::Result<ExitCode> {
-    let rendered = ops::render(&ctx.ops, input, dir, overlay, inventory)?;
+    let progress = Arc::new(Progress::new(ctx.global.json, ctx.global.quiet));
+    let result = ops::render(&ctx.ops, input, dir, overlay, inventory, progress.clone());
+    progress.finish();
+    let rendered = result?;
     if ctx.global.json {
         print_json(&json!({
             "image": rendered.image,
@@ -229,7 +250,10 @@ fn rm(ctx: &Ctx, inputs: &[String], keep_blobs: bool) -> anyhow::Result<ExitCode
 }
 
 fn extract(ctx: &Ctx, input: &str, dir: &Path, inventory: bool) -> anyhow::Result<ExitCode> {
-    let extracted = ops::extract(&ctx.ops, input, dir, inventory)?;
+    let progress = Arc::new(Progress::new(ctx.global.json, ctx.global.quiet));
+    let result = ops::extract(&ctx.ops, input, dir, inventory, progress.clone());
+    progress.finish();
+    let extracted = result?;
     if ctx.global.json {
         print_json(&json!({
             "image": extracted.image,

@@ -1,11 +1,13 @@
 //! Command-line front end: each command parses flags, builds options, calls one library
 //! function and prints the result (text, or JSON with `--json`).
 
+mod completion;
 mod fetch;
 mod fsck;
 mod gc;
 mod handler;
 mod image;
+mod info;
 mod output;
 mod policy;
 mod progress;
@@ -96,16 +98,23 @@ enum Command {
     Handler(handler::HandlerCommand),
     /// Trust OpenPGP keys to sign appc images for a name prefix; list and remove them.
     Trust(trust::TrustArgs),
-    /// Image policy: evaluate what the configured policy decides, and why.
-    #[command(subcommand)]
+    /// Image policy: what the policy file decides before fetch, after resolve and before run.
+    #[command(subcommand, after_help = policy::POLICY_FILE_HELP)]
     Policy(policy::PolicyCommand),
     /// Run a command in new namespaces: in an image, or in a root file system (--rootfs).
     Run(run::RunArgs),
     /// Write an OCI runtime bundle (config.json) that runc or crun run as `berth run` would.
     Bundle(run::BundleArgs),
-    /// The store as a whole: `reset` removes it (detaching the mounts berth keeps up).
+    /// The store as a whole: `df` shows where its space goes, `reset` removes it.
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Show the store, the snapshot form in use, kernel support and handler versions.
+    Info(info::InfoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(completion::CompletionArgs),
+    /// Write the man pages into a directory (`just install` does).
+    #[command(hide = true)]
+    Man(completion::ManArgs),
 }
 
 /// What every command needs: the global options, and the library's context.
@@ -164,6 +173,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&ctx, args),
         Command::Bundle(args) => run::bundle(&ctx, args),
         Command::System(cmd) => system::run(&ctx, cmd),
+        Command::Info(args) => info::run(&ctx, args),
+        Command::Completion(args) => completion::completion(args),
+        Command::Man(args) => completion::man(args),
     };
     match result {
         Ok(code) => code,

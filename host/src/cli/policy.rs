@@ -12,6 +12,39 @@ use berth::policy::facts;
 use super::Ctx;
 use super::output::{exit, print, print_json};
 
+/// The policy file, as `berth policy --help` teaches it (policies/default reads it).
+pub const POLICY_FILE_HELP: &str = "\
+The policy file (TOML) is read from --policy FILE, $BERTH_POLICY, ~/.config/berth/policy.toml
+or /etc/berth/policy.toml, the first that exists. Without one, everything is allowed.
+
+  default = \"accept\"                  # when no rule matches: accept | reject
+
+  [[rule]]                            # the most specific matching rule decides
+  kind = \"docker\"                     # point type (docker, oci, oci-layout, appc, ...) or \"*\"
+  scope = \"registry.lan:5000/team\"    # host[/name prefix]; \"\" for every point of the kind;
+                                      # a path for oci-layout and local ACIs
+  action = \"reject\"                   # accept | reject | signed-by
+  keys = [\"0123ABCD...\"]              # signed-by: a fingerprint a signature must match
+
+  [limits]
+  allowed-registries = [\"registry.lan:5000\", \"registry-1.docker.io\"]
+  max-image-size = \"2GiB\"             # bytes, or a number with KiB, MiB or GiB
+  forbid-root = true                  # no process may run as uid 0
+  forbidden-volume-sources = [\"/\", \"/etc\", \"/var/run\"]
+
+A scope covers a name equal to it or below it at a '/' or ':' boundary (r.io covers r.io/app,
+not r.iox). Unknown keys are errors. A file that does not parse denies everything, with the
+parse error as the reason. Decisions are taken before a fetch (the point), after the handler
+resolved it (manifest, sizes, handler) and before a run (user, volumes, capabilities,
+network); every enforced decision is appended to $BERTH_ROOT/policy.log.
+A policy component of your own (`--policy-component FILE.wasm`, the berth:policy world in
+wit/policy) receives the file's text instead.
+
+Examples:
+  berth --policy ./policy.toml policy eval docker://registry.lan:5000/team/app:v1
+  berth --policy ./policy.toml policy eval --run --user 0 --volume /etc:/host-etc IMAGE
+  berth --policy ./policy.toml fetch docker://registry.lan:5000/team/app:v1";
+
 #[derive(Subcommand)]
 pub enum PolicyCommand {
     /// Evaluate the policy for an image at each decision point it can.

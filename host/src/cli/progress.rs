@@ -26,9 +26,11 @@ impl Progress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let total = multi.add(ProgressBar::new(0));
         total.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         total.set_prefix("total");
         total.enable_steady_tick(Duration::from_millis(100));
@@ -54,9 +56,11 @@ impl IngestObserver for Progress {
             Progress::Bars { multi, total, bars } => {
                 let bar = multi.insert_before(total, ProgressBar::new(size));
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes}")
-                        .expect("valid template")
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
                 );
                 bar.set_prefix(digest.short().to_string());
                 total.inc_length(size);

@@ -9,10 +9,13 @@ use berth::ErrorKind;
 use berth::ops;
 
 use super::Ctx;
-use super::output::{exit, print, print_json};
+use super::output::{exit, human_size, print, print_json};
 
 #[derive(Subcommand)]
 pub enum SystemCommand {
+    /// Show the store's disk use: blobs, layer snapshots and images, containers, caches,
+    /// and what `berth gc` would reclaim.
+    Df,
     /// Remove the whole store: every image, blob, snapshot, trusted key and drop-in
     /// handler under the store root, after detaching the layer mounts berth keeps up.
     #[command(after_help = "Exits 0 when the store is gone (or was never there), 4 when the confirmation \
@@ -29,7 +32,46 @@ pub struct ResetArgs {
 }
 
 pub fn run(ctx: &Ctx, cmd: SystemCommand) -> anyhow::Result<ExitCode> {
-    let SystemCommand::Reset(args) = cmd;
+    match cmd {
+        SystemCommand::Df => df(ctx),
+        SystemCommand::Reset(args) => reset(ctx, args),
+    }
+}
+
+fn df(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let usage = ops::disk_usage(&ctx.ops)?;
+    if ctx.global.json {
+        print_json(&usage)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = format!("{} ({} images)\n", usage.root.display(), usage.images);
+    text.push_str(&format!("{:<16} {:>7} {:>10} {:>12}\n", "TYPE", "COUNT", "SIZE", "RECLAIMABLE"));
+    for u in &usage.usage {
+        let count = if u.kind == "other" { "-".to_string() } else { u.count.to_string() };
+        text.push_str(&format!(
+            "{:<16} {:>7} {:>10} {:>12}\n",
+            u.kind,
+            count,
+            human_size(u.bytes),
+            human_size(u.reclaimable)
+        ));
+    }
+    let reclaimable: u64 = usage.usage.iter().map(|u| u.reclaimable).sum();
+    text.push_str(&format!(
+        "{:<16} {:>7} {:>10} {:>12}\n",
+        "total",
+        "",
+        human_size(usage.total),
+        human_size(reclaimable)
+    ));
+    if reclaimable > 0 {
+        text.push_str("`berth gc` frees what is reclaimable.\n");
+    }
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reset(ctx: &Ctx, args: ResetArgs) -> anyhow::Result<ExitCode> {
     let root = ctx.ops.root().to_path_buf();
     if !args.force && root.exists() {
         eprint!("This removes everything berth stored under {}. Continue? [y/N] ", root.display());

@@ -11,9 +11,11 @@ use crate::{ErrorKind, HasKind};
 pub enum FetchError {
     #[error("no handler for distribution point type {kind:?} (available: {available})")]
     NoHandler { kind: String, available: String },
-    #[error("{path}: no such file or directory")]
+    #[error(
+        "{path}: no such file or directory (check the path in the distribution point; `berth fetch --help` shows the forms)"
+    )]
     SourceNotFound { path: String },
-    #[error("fetching {point}: {}", describe(.error))]
+    #[error("fetching {point}: {}{}", describe(.error), hint(.error))]
     Handler { point: String, error: HandlerError },
     #[error("handler {handler} returned an unusable image record: {reason}")]
     BadRecord { handler: String, reason: String },
@@ -80,6 +82,17 @@ fn describe(e: &HandlerError) -> String {
             let what = if m.expected.ends_with(" bytes") { "size" } else { "digest" };
             format!("{}: wrong {what}: expected {}, got {}; nothing was stored", m.subject, m.expected, m.actual)
         }
+    }
+}
+
+/// The next step for a failure the handler reported.
+fn hint(e: &HandlerError) -> &'static str {
+    match e {
+        HandlerError::Unavailable(_) => {
+            " (the source did not answer: check the host and port, HTTP(S)_PROXY, and try again later)"
+        }
+        HandlerError::NotFound(_) => " (check the repository and tag; `skopeo list-tags` shows what a registry has)",
+        _ => "",
     }
 }
 

@@ -178,7 +178,12 @@ pub fn remove_handler(ctx: &Context, name: &str) -> Result<PathBuf, Error> {
             .flatten()
             .find(|d| d.declaration.scheme == name)
             .map(|d| d.path)
-            .ok_or_else(|| UsageError::new(format!("no drop-in handler {name:?} in {}", dir.display())))?
+            .ok_or_else(|| {
+                UsageError::new(format!(
+                    "no drop-in handler {name:?} in {} (`berth handler list` shows them)",
+                    dir.display()
+                ))
+            })?
     };
     std::fs::remove_file(&target).map_err(io("removing", &target))?;
     let _ = std::fs::remove_file(format!("{}.sig", target.display()));

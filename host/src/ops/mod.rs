@@ -18,6 +18,7 @@ mod error;
 mod fetch;
 mod handler;
 mod image;
+mod info;
 mod policy;
 mod registry;
 mod render;
@@ -35,6 +36,7 @@ pub use handler::{
     trust_handler_key, verify_handlers,
 };
 pub use image::{Removal, Removed, cat_manifest, inspect_image, list_images, remove_images};
+pub use info::{DiskUsage, HandlerVersion, Info, Usage, disk_usage, info};
 pub use policy::{EvalRequest, Evaluation, evaluate_policy};
 pub use registry::{LoginRequest, login, logout};
 pub use render::{Exported, Rendered, Verified, export, extract, render, verify};

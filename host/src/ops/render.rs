@@ -2,11 +2,12 @@
 //! config), `export` (an OCI layout or archive), and `verify` of a rendered tree.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{Context, Doing, Error};
 use crate::export::{self, ExportFormat, ExportReport};
 use crate::render::{self, Difference, Inventory, RenderReport};
-use crate::store::{Digest, LockMode, Store, StoredImage};
+use crate::store::{Digest, IngestObserver, LockMode, Store, StoredImage};
 
 /// What a render or extract wrote.
 #[derive(Debug)]
@@ -22,8 +23,17 @@ pub struct Rendered {
 /// Render the image `input` names into `dir`: a flattened copy (`dir` must not exist, or
 /// be empty), inventoried unless `inventory` is false; or with `overlay` an overlay of
 /// its layer snapshots at `dir/rootfs`, left mounted.
-pub fn render(ctx: &Context, input: &str, dir: &Path, overlay: bool, inventory: bool) -> Result<Rendered, Error> {
+/// `observer` sees each layer blob as it is unpacked.
+pub fn render(
+    ctx: &Context,
+    input: &str,
+    dir: &Path,
+    overlay: bool,
+    inventory: bool,
+    observer: Arc<dyn IngestObserver>,
+) -> Result<Rendered, Error> {
     let store = ctx.open_store(LockMode::Shared)?;
+    store.observe_layer_reads(observer);
     let image = ctx.find_image(&store, input)?;
     let digest = image.record.manifest.digest.clone();
     if overlay {
@@ -41,8 +51,15 @@ pub fn render(ctx: &Context, input: &str, dir: &Path, overlay: bool, inventory: 
 
 /// Extract the image `input` names into `dir` as rkt laid one out: `dir/rootfs`
 /// (flattened; inventoried unless `inventory` is false), `dir/manifest` and `dir/config`.
-pub fn extract(ctx: &Context, input: &str, dir: &Path, inventory: bool) -> Result<Rendered, Error> {
+pub fn extract(
+    ctx: &Context,
+    input: &str,
+    dir: &Path,
+    inventory: bool,
+    observer: Arc<dyn IngestObserver>,
+) -> Result<Rendered, Error> {
     let store = ctx.open_store(LockMode::Shared)?;
+    store.observe_layer_reads(observer);
     let image = ctx.find_image(&store, input)?;
     let digest = image.record.manifest.digest.clone();
     let report =

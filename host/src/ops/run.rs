@@ -188,6 +188,7 @@ fn prepare_rootfs(
     observer: Arc<dyn IngestObserver>,
 ) -> Result<ContainerRootfs, Error> {
     let store = ctx.open_store(LockMode::Shared)?;
+    store.observe_layer_reads(observer.clone());
     let stored = match ctx.find_image(&store, image) {
         Ok(found) if request.fetch.pull_policy != Some(PullPolicy::Update) => found,
         found => {
@@ -196,7 +197,8 @@ fn prepare_rootfs(
                     .err()
                     .unwrap_or_else(|| UsageError::new(format!("{image:?} is not a stored image")).into()));
             };
-            let fetched = fetch_point(ctx, &store, &point, &request.fetch, observer)?;
+            let fetched = fetch_point(ctx, &store, &point, &request.fetch, observer)
+                .doing(|| format!("{image:?} is not a stored image, so berth tried to fetch it"))?;
             store
                 .resolve_ref(&fetched.record.canonical)?
                 .ok_or_else(|| crate::store::StoreError::ImageNotFound(fetched.record.canonical.clone()))?

@@ -142,7 +142,19 @@ impl<R: Read> Read for EndPadded<R> {
 /// algorithm of its diff_id (sha256 when the record has none).
 pub fn open(store: &Store, layer: &Layer) -> Result<HashingReader<Box<dyn Read + Send>>, RenderError> {
     let digest = &layer.blob.digest;
-    let file = BufReader::with_capacity(READ_BUFFER, store.blobs().open_blob(digest)?);
+    let blob: Box<dyn Read + Send> = match store.layer_read_observer() {
+        Some(observer) => {
+            observer.started(digest, layer.blob.size, &layer.blob.media_type);
+            Box::new(Observed {
+                inner: store.blobs().open_blob(digest)?,
+                observer: observer.clone(),
+                digest: digest.clone(),
+                unreported: 0,
+            })
+        }
+        None => Box::new(store.blobs().open_blob(digest)?),
+    };
+    let file = BufReader::with_capacity(READ_BUFFER, blob);
     let tar_err = |source| RenderError::Tar { layer: digest.clone(), source };
     let tar = if layer.blob.media_type == ACI_MEDIA_TYPE {
         sniffed_decoder(file).map_err(tar_err)?
@@ -154,6 +166,37 @@ pub fn open(store: &Store, layer: &Layer) -> Result<HashingReader<Box<dyn Read +
     };
     let algorithm = layer.diff_id.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
     Ok(HashingReader::new(tar, algorithm))
+}
+
+/// A layer blob being read, reported to a progress observer in steps of
+/// [`REPORT_STEP`] bytes; `finished` when dropped.
+struct Observed<R> {
+    inner: R,
+    observer: std::sync::Arc<dyn crate::store::IngestObserver>,
+    digest: Digest,
+    unreported: u64,
+}
+
+const REPORT_STEP: u64 = 256 << 10;
+
+impl<R: Read> Read for Observed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.unreported += n as u64;
+        if self.unreported >= REPORT_STEP || n == 0 {
+            self.observer.advanced(&self.digest, std::mem::take(&mut self.unreported));
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Observed<R> {
+    fn drop(&mut self) {
+        if self.unreported > 0 {
+            self.observer.advanced(&self.digest, self.unreported);
+        }
+        self.observer.finished(&self.digest, false);
+    }
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub use layer::{ACI_MEDIA_TYPE, Compression, EndPadded, HashingReader, sniffed_d
 pub use mount::{MountedRootfs, detach_mounts_under, mount_rootfs};
 pub use snapshot::{
     DamagedImage, LayerImagesCheck, SNAPSHOTTER_ENV, SnapshotUse, Snapshotter, check_layer_images, choose_snapshotter,
-    ensure_snapshots, layer_image_path, layer_mount_dir, remove_unused_snapshots, snapshot_dir,
+    ensure_snapshots, layer_image_path, layer_mount_dir, remove_unused_snapshots, snapshot_dir, snapshots_root,
 };
 
 use error::io;

@@ -45,6 +45,8 @@ pub struct Store {
     blobs: Blobs,
     db: std::sync::Mutex<Db>,
     lock: StoreLock,
+    /// Told as render reads layer blobs, for progress bars (set once by the caller).
+    layer_reads: std::sync::OnceLock<std::sync::Arc<dyn IngestObserver>>,
 }
 
 impl Store {
@@ -55,7 +57,24 @@ impl Store {
         let lock = StoreLock::acquire(root, mode, on_wait)?;
         let blobs = Blobs::open(root)?;
         let db = Db::open(&root.join("berth.db"))?;
-        Ok(Store { root: root.to_path_buf(), blobs, db: std::sync::Mutex::new(db), lock })
+        Ok(Store {
+            root: root.to_path_buf(),
+            blobs,
+            db: std::sync::Mutex::new(db),
+            lock,
+            layer_reads: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Report reads of layer blobs (a render unpacking them) to `observer`: `started`
+    /// with the blob's size, `advanced` as it is read, `finished` when the reader is done.
+    /// Only the first observer set counts.
+    pub fn observe_layer_reads(&self, observer: std::sync::Arc<dyn IngestObserver>) {
+        let _ = self.layer_reads.set(observer);
+    }
+
+    pub fn layer_read_observer(&self) -> Option<&std::sync::Arc<dyn IngestObserver>> {
+        self.layer_reads.get()
     }
 
     pub fn root(&self) -> &Path {

@@ -343,7 +343,13 @@ fn a_discovered_signed_aci_and_its_dependency_fetch_render_and_run() {
 
     let image = root.json(&["image", "inspect", APP]);
     assert_eq!(image["record"]["format"], "appc", "{image}");
-    assert!(image["appcImageId"].as_str().unwrap().starts_with("sha512-"), "{image}");
+    let appc_id = image["appcImageId"].as_str().unwrap();
+    assert!(appc_id.starts_with("sha512-"), "{image}");
+    // `image list` shows it as rkt did, beside the manifest digest.
+    let listed = root.ok(&["image", "list"]);
+    assert!(listed.contains("APPC ID") && listed.contains(&appc_id[..19]), "{listed}");
+    let rows = root.json(&["image", "list"]);
+    assert!(rows.as_array().unwrap().iter().any(|r| r["appcImageId"] == appc_id), "{rows}");
 
     // Rendered in appc order, with the app's whitelist applied.
     let t = tempfile::tempdir().unwrap();
