@@ -12,6 +12,7 @@ mod fetch_layout;
 mod hostile_layouts;
 mod policy;
 mod progress;
+mod realm;
 mod registry;
 mod render;
 mod run;

@@ -52,6 +52,12 @@ pub enum TransportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "{registry} names the token realm {realm}, outside its own site: berth sends neither requests nor \
+         credentials there; if it is the registry's own auth service, list it in registries.toml \
+         ([[registry]] prefix = \"{registry}\", token-realms = [\"{realm}\"])"
+    )]
+    RealmNotAllowed { registry: String, realm: String },
     #[error("handlers may not set the {header:?} header: the host adds credentials itself")]
     ForbiddenHeader { header: String },
     #[error("{host} is outside this handler's network grant (allowed: {allowed})")]
@@ -125,6 +131,7 @@ impl HasKind for TransportError {
             TransportError::Blocked { .. }
             | TransportError::PlainHttp { .. }
             | TransportError::ForbiddenHeader { .. }
+            | TransportError::RealmNotAllowed { .. }
             | TransportError::NotGranted { .. } => ErrorKind::Denied,
             TransportError::AuthFileSyntax { .. }
             | TransportError::AuthEntry { .. }

@@ -316,6 +316,9 @@ impl HttpClient {
             }
         }
         let realm_authority = authority(&url);
+        if !super::registries::realm_allowed(&self.options.registries, registry, &realm_authority) {
+            return Err(TransportError::RealmNotAllowed { registry: registry.to_string(), realm: realm_authority });
+        }
         if url.scheme() == "http" && !self.insecure(&realm_authority) {
             return Err(TransportError::PlainHttp { host: realm_authority });
         }

@@ -8,6 +8,7 @@
 //! insecure = false                   # allow plain HTTP and unverified TLS
 //! blocked = false                    # refuse every fetch from it
 //! mirror-by-digest-only = true       # mirrors serve only digest-addressed requests
+//! token-realms = ["auth.example.com"] # other hosts its Bearer token realm may name
 //! [[registry.mirror]]
 //! location = "mirror.internal:5000"
 //! insecure = true
@@ -38,6 +39,42 @@ pub struct Registry {
     pub mirror_by_digest_only: bool,
     #[serde(default, rename = "mirror")]
     pub mirrors: Vec<Mirror>,
+    /// Hosts its `WWW-Authenticate` token realm may name besides its own site (see
+    /// [`realm_allowed`]).
+    #[serde(default)]
+    pub token_realms: Vec<String>,
+}
+
+/// Whether a registry at `registry` (`host[:port]`) may send berth, with its
+/// credentials, to the token realm at `realm` (`host[:port]`): the same host (any port),
+/// a host of the registry's own site (the registry's host without its first label, when
+/// that still has two labels: `registry-1.docker.io` → `auth.docker.io`), or a host the
+/// user listed in the registry's `token-realms`. Anything else could be a registry
+/// steering credentials and requests to a host the user never chose.
+pub fn realm_allowed(config: &RegistriesConfig, registry: &str, realm: &str) -> bool {
+    let host = |a: &str| -> String {
+        let h = match a.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h,
+            _ => a,
+        };
+        h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
+    };
+    let (registry_host, realm_host) = (host(registry), host(realm));
+    if registry_host == realm_host {
+        return true;
+    }
+    let is_name = registry_host.bytes().any(|b| b.is_ascii_alphabetic()) && !registry_host.contains(':');
+    if let Some((_, site)) = registry_host.split_once('.')
+        && is_name
+        && site.contains('.')
+        && (realm_host == site || realm_host.ends_with(&format!(".{site}")))
+    {
+        return true;
+    }
+    config
+        .registry(registry)
+        .or_else(|| config.registry(&registry_host))
+        .is_some_and(|r| r.token_realms.iter().any(|t| host(t) == realm_host))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -100,6 +137,21 @@ impl RegistriesConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_realm_must_be_the_registrys_own_site_or_listed() {
+        let none = RegistriesConfig::default();
+        assert!(realm_allowed(&none, "registry-1.docker.io", "auth.docker.io"));
+        assert!(realm_allowed(&none, "127.0.0.1:5000", "127.0.0.1:5001"));
+        assert!(realm_allowed(&none, "r.example.com", "example.com"));
+        assert!(!realm_allowed(&none, "r.example.com", "evil.com"));
+        assert!(!realm_allowed(&none, "r.example.com", "example.com.evil.com"));
+        assert!(!realm_allowed(&none, "ghcr.io", "evil.io"), "no site is a bare top-level domain");
+        assert!(!realm_allowed(&none, "127.0.0.1:5000", "127.0.0.2:5000"), "addresses have no site");
+        let cfg: RegistriesConfig =
+            toml::from_str("[[registry]]\nprefix = \"127.0.0.1:5000\"\ntoken-realms = [\"127.0.0.2\"]\n").unwrap();
+        assert!(realm_allowed(&cfg, "127.0.0.1:5000", "127.0.0.2:8080"));
+    }
 
     #[test]
     fn later_files_replace_earlier_prefixes() {
