@@ -3,6 +3,7 @@
 
 mod appc;
 mod concurrency;
+mod containers;
 mod dropin;
 mod erofs;
 mod exit_codes;

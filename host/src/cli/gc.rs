@@ -23,6 +23,13 @@ pub fn run(ctx: &Ctx, _args: GcArgs) -> anyhow::Result<ExitCode> {
             collected.store.temp_files_removed,
             human_size(collected.store.bytes_freed)
         ))?;
+        if !collected.containers_removed.is_empty() {
+            print(&format!(
+                "removed the leftovers of {} killed `berth run`s: {}\n",
+                collected.containers_removed.len(),
+                collected.containers_removed.join(", ")
+            ))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

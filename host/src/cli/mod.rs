@@ -16,7 +16,7 @@ mod run;
 mod system;
 mod trust;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -127,13 +127,12 @@ impl Ctx {
     fn new(global: GlobalOpts) -> Ctx {
         let quiet = global.quiet;
         let policy = PolicyConfig { file: global.policy.clone(), component: global.policy_component.clone() };
-        let ops = ops::Context::new(global.root.clone()).with_policy(policy).with_wait_notice(Arc::new(
-            move |root: &Path| {
+        let ops =
+            ops::Context::new(global.root.clone()).with_policy(policy).with_wait_notice(Arc::new(move |why: &str| {
                 if !quiet {
-                    eprintln!("berth: waiting for another berth process to release the store at {}", root.display());
+                    eprintln!("berth: {why}");
                 }
-            },
-        ));
+            }));
         Ctx { global, ops }
     }
 }

@@ -68,6 +68,10 @@ pub enum Error {
     /// An image another one needs (an appc dependency) cannot be removed alone.
     #[error("{image} is a dependency of {needed_by}, which renders on top of it: remove that image too (or first)")]
     NeededBy { image: String, needed_by: String },
+    #[error(
+        "{image} is in use by the running container {container} (berth run, pid {pid}): stop it first, then remove the image"
+    )]
+    InUse { image: String, container: String, pid: u32 },
     #[error("no credentials for {registry} are saved (nothing to log out of)")]
     NotLoggedIn { registry: String },
     #[error("{action} {path}")]
@@ -103,6 +107,7 @@ impl HasKind for Error {
             Error::Trust(e) => e.kind(),
             Error::NeededBy { .. } => ErrorKind::Usage,
             Error::NotLoggedIn { .. } => ErrorKind::NotFound,
+            Error::InUse { .. } => ErrorKind::Unavailable,
             Error::Io { .. } => ErrorKind::Io,
             Error::Context { source, .. } => source.kind(),
         }

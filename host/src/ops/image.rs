@@ -56,7 +56,21 @@ pub struct Removal {
 /// blobs and snapshots nothing needs any more. Refused, removing nothing, when an appc
 /// image that stays depends on one of them.
 pub fn remove_images(ctx: &Context, inputs: &[String], keep_blobs: bool) -> Result<Removal, Error> {
-    let store = ctx.open_store(LockMode::Exclusive)?;
+    // A running container's image stays: say which container, rather than wait for it.
+    {
+        let shared = ctx.open_store(LockMode::Shared)?;
+        let targets = inputs.iter().map(|i| ctx.find_image(&shared, i)).collect::<Result<Vec<_>, _>>()?;
+        for c in super::containers::containers(ctx.root()).into_iter().filter(|c| c.live) {
+            if let Some(t) = targets.iter().find(|t| t.record.manifest.digest.to_string() == c.info.digest) {
+                return Err(Error::InUse {
+                    image: t.record.canonical.clone(),
+                    container: c.info.name,
+                    pid: c.info.pid,
+                });
+            }
+        }
+    }
+    let store = ctx.open_store_to_remove()?;
     let targets = inputs.iter().map(|i| ctx.find_image(&store, i)).collect::<Result<Vec<_>, _>>()?;
     refuse_needed_dependencies(&store, &targets)?;
     let mut removed = Vec::new();

@@ -14,6 +14,7 @@
 //! - *input*: what a user typed to name an image: a distribution point (friendly or
 //!   canonical), a digest, or an ID prefix; [`Context::find_image`] resolves it.
 
+mod containers;
 mod error;
 mod fetch;
 mod handler;
@@ -29,6 +30,7 @@ mod trust;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use containers::{ContainerInfo, Found, containers};
 pub use error::{Doing, Error, UsageError};
 pub use fetch::{FetchRequest, RegistryOptions, fetch, parse_platform_option};
 pub use handler::{
@@ -52,8 +54,8 @@ use crate::sandbox::Sandbox;
 use crate::store::{LockMode, Store, StoredImage};
 use crate::trust::HandlerKeyring;
 
-/// Called before waiting for another berth process to release the store.
-pub type WaitNotice = Arc<dyn Fn(&Path) + Send + Sync>;
+/// Told, before an operation waits for another berth process, what it waits for.
+pub type WaitNotice = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Where the policy comes from: a file (`--policy`), a component (`--policy-component`),
 /// or, when neither is given, the first default policy file that exists.
@@ -95,11 +97,32 @@ impl Context {
 
     /// Open the store, waiting for a conflicting lock holder.
     pub fn open_store(&self, mode: LockMode) -> Result<Arc<Store>, Error> {
+        let root = self.root.clone();
+        self.open_store_saying(mode, move || {
+            format!("waiting for another berth process to release the store at {}", root.display())
+        })
+    }
+
+    /// Open the store exclusively to remove things: running containers hold it shared,
+    /// so the wait names them.
+    pub fn open_store_to_remove(&self) -> Result<Arc<Store>, Error> {
+        let root = self.root.clone();
+        self.open_store_saying(LockMode::Exclusive, move || {
+            let live = containers::describe_live(&root);
+            if live.is_empty() {
+                format!("waiting for another berth process to release the store at {}", root.display())
+            } else {
+                format!("waiting for running containers to exit (they use the store's layers): {}", live.join(", "))
+            }
+        })
+    }
+
+    fn open_store_saying(&self, mode: LockMode, why: impl Fn() -> String) -> Result<Arc<Store>, Error> {
         let root = &self.root;
         let notice = self.on_wait.clone();
         let store = Store::open(root, mode, &mut || {
             if let Some(n) = &notice {
-                n(root);
+                n(&why());
             }
         })
         .doing(|| format!("opening the store at {}", root.display()))?;

@@ -156,6 +156,8 @@ struct ContainerRootfs {
     dir: PathBuf,
     mounted: Option<MountedRootfs>,
     keep: bool,
+    /// Held while it runs: `gc` tells a live container from a killed run's leftovers.
+    _claim: super::containers::Claim,
     _store: Arc<Store>,
 }
 
@@ -170,6 +172,7 @@ impl Drop for ContainerRootfs {
             for sub in ["rootfs", "work", "empty"] {
                 let _ = std::fs::remove_dir_all(self.dir.join(sub));
             }
+            super::containers::release(&self.dir);
         } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!("could not remove the container directory {}: {e}", self.dir.display());
         }
@@ -217,6 +220,13 @@ fn mount_container_rootfs(
 ) -> Result<ContainerRootfs, Error> {
     let dir = ctx.root().join("containers").join(name);
     std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+    let info = super::containers::ContainerInfo {
+        name: name.to_string(),
+        image: stored.record.canonical.clone(),
+        digest: stored.record.manifest.digest.to_string(),
+        pid: std::process::id(),
+    };
+    let claim = super::containers::claim(&dir, &info)?;
     let mut prepared = ContainerRootfs {
         rootfs: dir.join("rootfs"),
         config: stored.record.runtime.clone(),
@@ -224,6 +234,7 @@ fn mount_container_rootfs(
         dir,
         mounted: None,
         keep,
+        _claim: claim,
         _store: store.clone(),
     };
     let overlay = !no_overlay && rustix::process::geteuid().is_root();

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{Context, Error};
 use crate::render::{self, LayerImagesCheck};
-use crate::store::{FsckReport, GcReport, LockMode};
+use crate::store::{FsckReport, GcReport};
 
 /// What `gc` removed.
 #[derive(Debug, Serialize)]
@@ -13,16 +13,24 @@ pub struct Collected {
     pub store: GcReport,
     pub snapshots_removed: u64,
     pub render_records_removed: u64,
+    /// Dead containers (their `berth run` was killed) whose mounts and files went.
+    pub containers_removed: Vec<String>,
 }
 
 /// Remove blobs and layer snapshots no stored image needs, inventories of rendered trees
 /// that are gone, and leftovers of interrupted work.
 pub fn gc(ctx: &Context) -> Result<Collected, Error> {
-    let store = ctx.open_store(LockMode::Exclusive)?;
+    let store = ctx.open_store_to_remove()?;
+    let containers_removed = super::containers::sweep_dead(ctx.root())?;
     let report = store.gc()?;
     let snapshots = render::remove_unused_snapshots(&store)?;
     let inventories = render::remove_stale_inventories(&store)?;
-    Ok(Collected { store: report, snapshots_removed: snapshots, render_records_removed: inventories })
+    Ok(Collected {
+        store: report,
+        snapshots_removed: snapshots,
+        render_records_removed: inventories,
+        containers_removed,
+    })
 }
 
 /// What `fsck` found.
@@ -42,7 +50,7 @@ impl Checked {
 /// Re-hash every blob (corrupt ones go to quarantine), check that every image's blobs
 /// are there, and check the EROFS layer images (damaged ones are removed, to be rebuilt).
 pub fn fsck(ctx: &Context) -> Result<Checked, Error> {
-    let store = ctx.open_store(LockMode::Exclusive)?;
+    let store = ctx.open_store_to_remove()?;
     let report = store.fsck()?;
     let layer_images = render::check_layer_images(&store)?;
     Ok(Checked { store: report, layer_images })
@@ -68,7 +76,7 @@ pub fn system_reset(ctx: &Context) -> Result<Reset, Error> {
         return Ok(Reset { root, existed: false, mounts_detached: 0 });
     }
     // Held until the tree is gone: no other berth starts using it half-way.
-    let store = ctx.open_store(LockMode::Exclusive)?;
+    let store = ctx.open_store_to_remove()?;
     let mounts_detached = render::detach_mounts_under(&root)?;
     std::fs::remove_dir_all(&root).map_err(super::error::io("removing the store", &root))?;
     drop(store);

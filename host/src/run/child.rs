@@ -53,6 +53,7 @@ steps!(
     Uid,
     Capabilities,
     Exec,
+    DeathSignal,
 );
 
 impl Step {
@@ -152,6 +153,8 @@ pub(super) struct Plan {
     pub last_capability: u32,
     pub rlimits: Vec<(u32, libc::rlimit)>,
     pub no_new_privileges: bool,
+    /// SIGKILL the workload when berth dies (`PR_SET_PDEATHSIG`).
+    pub die_with_parent: bool,
     /// Paths to try for `args[0]`, in order.
     pub exec_candidates: Vec<CString>,
     pub argv: Vec<CString>,
@@ -622,6 +625,12 @@ fn become_user(plan: &Plan) -> Result<(), Fail> {
     }
     // SAFETY: a NUL-terminated path from the plan.
     check(unsafe { libc::chdir(plan.cwd.as_ptr()) }, Step::Workdir, 0)?;
+    if plan.die_with_parent {
+        // After the uid change, which clears the setting. berth is still there: it waits
+        // for the exec (or this child's failure) on the error pipe.
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }, Step::DeathSignal, 0)?;
+    }
     Ok(())
 }
 

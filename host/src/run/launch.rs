@@ -114,6 +114,10 @@ fn build_plan(spec: &RunSpec, files: &ContainerFiles, maps: Option<&UserMaps>) -
             .map(|r| (r.resource, libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard }))
             .collect(),
         no_new_privileges: p.no_new_privileges,
+        // `berth run` is the container's only keeper: if it is killed (SIGKILL, where it
+        // cannot forward anything), the container goes too, rather than run on unowned
+        // while gc reclaims its rootfs.
+        die_with_parent: true,
         exec_candidates: exec_candidates(&p.args[0], &p.env)
             .iter()
             .map(|c| cstring(c, "command"))
@@ -156,6 +160,7 @@ fn describe(failure: ChildFailure, plan: &Plan) -> String {
         Some(Step::Gid) => format!("switching to gid {}", plan.gid),
         Some(Step::Uid) => format!("switching to uid {}", plan.uid),
         Some(Step::Capabilities) => "setting the capabilities".into(),
+        Some(Step::DeathSignal) => "asking to die with berth (PR_SET_PDEATHSIG)".into(),
         Some(Step::Exec) | None => format!("step {}", failure.step),
     }
 }
