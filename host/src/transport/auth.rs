@@ -89,25 +89,35 @@ impl Credentials {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(source) => return Err(TransportError::AuthFile { path: file.clone(), reason: source.to_string() }),
             };
-            let parsed: AuthFile = serde_json::from_str(&text)
-                .map_err(|e| TransportError::AuthFile { path: file.clone(), reason: e.to_string() })?;
-            for (key, entry) in parsed.auths {
-                let Some(auth) = entry.auth else { continue };
-                let decoded = STANDARD
-                    .decode(auth.trim())
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
-                let Some((username, password)) = decoded else {
-                    return Err(TransportError::AuthFile {
-                        path: file.clone(),
-                        reason: format!("the entry for {key} is not base64 of user:password"),
-                    });
-                };
-                by_host.entry(normalize_registry(&key)).or_insert(Credential { username, password });
+            for (host, credential) in Self::parse(&text, file)? {
+                by_host.entry(host).or_insert(credential);
             }
         }
         Ok(Credentials { by_host })
+    }
+
+    /// The (registry host, credential) pairs of one auth file's text, in no particular
+    /// order; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Vec<(String, Credential)>, TransportError> {
+        let parsed: AuthFile = serde_json::from_str(text)
+            .map_err(|e| TransportError::AuthFile { path: file.to_path_buf(), reason: e.to_string() })?;
+        let mut out = Vec::new();
+        for (key, entry) in parsed.auths {
+            let Some(auth) = entry.auth else { continue };
+            let decoded = STANDARD
+                .decode(auth.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
+            let Some((username, password)) = decoded else {
+                return Err(TransportError::AuthFile {
+                    path: file.to_path_buf(),
+                    reason: format!("the entry for {key} is not base64 of user:password"),
+                });
+            };
+            out.push((normalize_registry(&key), Credential { username, password }));
+        }
+        Ok(out)
     }
 
     pub fn get(&self, host: &str) -> Option<&Credential> {

@@ -79,7 +79,12 @@ impl RegistriesConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(TransportError::Config { path: file.to_path_buf(), reason: e.to_string() }),
         };
-        let cfg: RegistriesConfig = toml::from_str(&text)
+        Self::parse(&text, file).map(Some)
+    }
+
+    /// Parse and check the text of one registries.toml; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<RegistriesConfig, TransportError> {
+        let cfg: RegistriesConfig = toml::from_str(text)
             .map_err(|e| TransportError::Config { path: file.to_path_buf(), reason: e.to_string() })?;
         for r in &cfg.registries {
             if r.prefix.is_empty() || r.prefix.contains("://") {
@@ -89,7 +94,7 @@ impl RegistriesConfig {
                 });
             }
         }
-        Ok(Some(cfg))
+        Ok(cfg)
     }
 
     pub fn registry(&self, host: &str) -> Option<&Registry> {
