@@ -21,9 +21,7 @@ mod layers;
 mod scratch;
 mod tar_input;
 
-pub use documents::{
-    appc_discovery, appc_manifest, auth_json, cimd_point, image_spec, policy_toml, registries_toml,
-};
+pub use documents::{appc_discovery, appc_manifest, auth_json, cimd_point, image_spec, policy_toml, registries_toml};
 pub use layers::{erofs_check, erofs_write, tar_apply};
 pub use tar_input::fix_checksums;
 
