@@ -67,6 +67,43 @@ lint: setup
 test: setup lint
     cargo test --workspace
 
+# Fuzz each parser of untrusted bytes for FUZZ_SECONDS (default 60), or only the targets named.
+fuzz *targets: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # cargo-fuzz + libFuzzer, one target at a time; FUZZ_RUNS=N also stops a target after N
+    # executions. Seeds are fuzz/seeds (fuzz/make-seeds.sh), crashes land in fuzz/artifacts.
+    # Not part of `test`: there the seeds and regressions are only replayed (fuzz/harness).
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    # libFuzzer's instrumentation flags are unstable; stable rustc takes them with this.
+    export RUSTC_BOOTSTRAP=1
+    # Safe Rust needs no sanitizer to report a panic; -a keeps overflow checks and debug asserts.
+    flags=(--sanitizer none --debug-assertions)
+    targets="{{targets}}"
+    [ -n "$targets" ] || targets=$(cargo fuzz list)
+    cargo fuzz build "${flags[@]}"
+    # Layers are written into a private tmpfs (nodev, nosuid) when root, else /dev/shm.
+    wrap=()
+    if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+        export BERTH_FUZZ_TMP=$(mktemp -d)
+        trap 'rmdir "$BERTH_FUZZ_TMP"' EXIT
+        wrap=(unshare --mount --propagation private sh -c \
+            'mount -t tmpfs -o nodev,nosuid,size=2g berth-fuzz "$BERTH_FUZZ_TMP" && exec "$@"' sh)
+    fi
+    for target in $targets; do
+        case "$target" in
+            tar_apply | erofs_write) options=(-dict=fuzz/dicts/tar.dict -max_len=65536) ;;
+            erofs_check) options=(-max_len=65536) ;;
+            registries_toml | policy_toml) options=(-dict=fuzz/dicts/toml.dict) ;;
+            *) options=(-dict=fuzz/dicts/$target.dict) ;;
+        esac
+        [ -z "${FUZZ_RUNS:-}" ] || options+=(-runs="$FUZZ_RUNS")
+        mkdir -p "fuzz/corpus/$target"
+        echo "== $target"
+        "${wrap[@]}" cargo fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+            "${options[@]}" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+    done
+
 # The main job: build a busybox image with umoci, fetch it into a demo store, show it, run it.
 demo: build
     #!/usr/bin/env bash

@@ -58,10 +58,14 @@ pub struct ApplyStats {
 pub(super) struct RelPath(pub(super) PathBuf);
 
 impl RelPath {
-    /// Parse a tar path: no absolute paths, no `..`; `.` and empty components dropped.
+    /// Parse a tar path: no absolute paths, no `..`, no NUL byte (a PAX `path` record can
+    /// hold one; no file name can); `.` and empty components dropped.
     pub(super) fn parse(raw: &[u8]) -> Result<RelPath, &'static str> {
         if raw.first() == Some(&b'/') {
             return Err("absolute path");
+        }
+        if raw.contains(&0) {
+            return Err("path has a NUL byte");
         }
         let mut out = PathBuf::new();
         for part in raw.split(|b| *b == b'/') {
@@ -680,6 +684,7 @@ mod tests {
         assert!(RelPath::parse(b"../etc").is_err());
         assert!(RelPath::parse(b"a/../../etc").is_err());
         assert!(RelPath::parse(b"/etc/passwd").is_err());
+        assert!(RelPath::parse(b"a\0b/c").is_err());
         // A name that merely starts with dots is fine.
         assert!(RelPath::parse(b"a/..b/...").is_ok());
     }

@@ -40,7 +40,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub use appc::{PATH_WHITELIST_ANNOTATION, apply_whitelist, find_dependency, image_layers, path_whitelist};
-pub use apply::{ApplyStats, OVERLAY_OPAQUE_XATTR, TarDialect, Whiteouts};
+pub use apply::{Applier, ApplyStats, OVERLAY_OPAQUE_XATTR, TarDialect, Whiteouts};
+pub use erofs::{check_image as check_erofs_image, write_tar_image as write_erofs_image};
 pub use error::RenderError;
 pub use inventory::{Difference, Inventory, has_inventory, remove_stale_inventories, save_inventory, verify_tree};
 pub use layer::{ACI_MEDIA_TYPE, Compression, EndPadded, HashingReader, sniffed_decoder};

@@ -89,19 +89,8 @@ impl Credentials {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(source) => return Err(TransportError::File { action: "reading", path: file.clone(), source }),
             };
-            let parsed: AuthFile = serde_json::from_str(&text)
-                .map_err(|source| TransportError::AuthFileSyntax { path: file.clone(), source })?;
-            for (key, entry) in parsed.auths {
-                let Some(auth) = entry.auth else { continue };
-                let decoded = STANDARD
-                    .decode(auth.trim())
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
-                let Some((username, password)) = decoded else {
-                    return Err(TransportError::AuthEntry { path: file.clone(), key });
-                };
-                by_host.entry(normalize_registry(&key)).or_insert(Credential { username, password });
+            for (host, credential) in Self::parse(&text, file)? {
+                by_host.entry(host).or_insert(credential);
             }
         }
         Ok(Credentials { by_host })
@@ -110,6 +99,27 @@ impl Credentials {
     /// Only `credential`, for `host`: to check credentials before saving them.
     pub fn only(host: &str, credential: Credential) -> Credentials {
         Credentials { by_host: HashMap::from([(normalize_registry(host), credential)]) }
+    }
+
+    /// The (registry host, credential) pairs of one auth file's text, in no particular
+    /// order; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Vec<(String, Credential)>, TransportError> {
+        let parsed: AuthFile = serde_json::from_str(text)
+            .map_err(|source| TransportError::AuthFileSyntax { path: file.to_path_buf(), source })?;
+        let mut out = Vec::new();
+        for (key, entry) in parsed.auths {
+            let Some(auth) = entry.auth else { continue };
+            let decoded = STANDARD
+                .decode(auth.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
+            let Some((username, password)) = decoded else {
+                return Err(TransportError::AuthEntry { path: file.to_path_buf(), key });
+            };
+            out.push((normalize_registry(&key), Credential { username, password }));
+        }
+        Ok(out)
     }
 
     pub fn get(&self, host: &str) -> Option<&Credential> {

@@ -116,7 +116,12 @@ impl RegistriesConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(TransportError::File { action: "reading", path: file.to_path_buf(), source }),
         };
-        let cfg: RegistriesConfig = toml::from_str(&text)
+        Self::parse(&text, file).map(Some)
+    }
+
+    /// Parse and check the text of one registries.toml; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<RegistriesConfig, TransportError> {
+        let cfg: RegistriesConfig = toml::from_str(text)
             .map_err(|e| TransportError::ConfigSyntax { path: file.to_path_buf(), source: Box::new(e) })?;
         for r in &cfg.registries {
             if r.prefix.is_empty() || r.prefix.contains("://") {
@@ -126,7 +131,7 @@ impl RegistriesConfig {
                 });
             }
         }
-        Ok(Some(cfg))
+        Ok(cfg)
     }
 
     pub fn registry(&self, host: &str) -> Option<&Registry> {

@@ -31,8 +31,8 @@ pub use check::check_image;
 
 use super::error::io;
 use super::layer::{self, EndPadded};
-use super::{ApplyStats, RenderError};
-use crate::store::{Layer, Store};
+use super::{ApplyStats, RenderError, TarDialect};
+use crate::store::{Digest, Layer, Store};
 
 /// `f_type` of a mounted EROFS file system.
 const EROFS_SUPER_MAGIC: i64 = ondisk::MAGIC as i64;
@@ -54,13 +54,7 @@ pub fn write_layer_image(
     {
         let reader: Box<dyn Read + '_> =
             if layer.diff_id.is_some() { Box::new(EndPadded::new(&mut stream)) } else { Box::new(&mut stream) };
-        let mut archive = tar::Archive::new(reader);
-        for entry in archive.entries().map_err(tar_err)? {
-            let mut entry = entry.map_err(tar_err)?;
-            tree.entry(&mut entry, &mut writer)?;
-        }
-        let mut rest = archive.into_inner();
-        std::io::copy(&mut rest, &mut std::io::sink()).map_err(tar_err)?;
+        read_tar(reader, digest, &mut tree, &mut writer)?;
     }
     let actual = stream.finish().map_err(tar_err)?;
     if let Some(expected) = &layer.diff_id
@@ -71,6 +65,42 @@ pub fn write_layer_image(
     // Durable before the caller renames it into place, as blobs are.
     writer.finish(&tree).and_then(|f| f.sync_all()).map_err(io("writing", path))?;
     Ok(tree.stats)
+}
+
+/// Convert a plain (uncompressed) tar stream into an EROFS image written to `out`, read
+/// with `dialect`: [`write_layer_image`] without a store, decompression or diff-ID check.
+/// The fuzz targets drive the writer through it.
+pub fn write_tar_image(
+    tar: impl Read,
+    layer: Digest,
+    dialect: TarDialect,
+    out: std::fs::File,
+) -> Result<ApplyStats, RenderError> {
+    let mut tree = tree::Tree::new(layer.clone());
+    tree.dialect = dialect;
+    let io_err = |source| RenderError::Tar { layer: layer.clone(), source };
+    let mut writer = writer::ImageWriter::new(out).map_err(io_err)?;
+    read_tar(tar, &layer, &mut tree, &mut writer)?;
+    writer.finish(&tree).map_err(io_err)?;
+    Ok(tree.stats)
+}
+
+/// Walk a tar stream into `tree`, file data into `writer`, and drain its padding.
+fn read_tar(
+    tar: impl Read,
+    layer: &Digest,
+    tree: &mut tree::Tree,
+    writer: &mut writer::ImageWriter,
+) -> Result<(), RenderError> {
+    let tar_err = |source| RenderError::Tar { layer: layer.clone(), source };
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().map_err(tar_err)? {
+        let mut entry = entry.map_err(tar_err)?;
+        tree.entry(&mut entry, writer)?;
+    }
+    let mut rest = archive.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(tar_err)?;
+    Ok(())
 }
 
 /// An image of an empty layer (just its root), for probing the kernel.

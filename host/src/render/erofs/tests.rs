@@ -109,6 +109,32 @@ fn hostile_entries_are_refused_as_by_the_applier() {
     }
 }
 
+/// Found by the `erofs_write` fuzz target: a PAX `path` record may hold NUL bytes, which
+/// the writer put into a directory entry's name (an image its own checker refuses, and a
+/// name no file system can hold). Such a path is refused, as the applier refuses it.
+#[test]
+fn a_pax_path_with_a_nul_byte_is_refused_not_written_into_a_name() {
+    let body = [&b" path=dir\0)name"[..], b"\n"].concat();
+    let mut len = body.len() + 1;
+    while len.to_string().len() + body.len() != len {
+        len += 1;
+    }
+    let record = [len.to_string().as_bytes(), &body].concat();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut pax = tar::Header::new_ustar();
+    pax.set_entry_type(tar::EntryType::XHeader);
+    pax.set_size(record.len() as u64);
+    pax.set_cksum();
+    b.append(&pax, &record[..]).unwrap();
+    let mut file = tar::Header::new_ustar();
+    file.set_path("placeholder").unwrap();
+    file.set_size(1);
+    file.set_cksum();
+    b.append(&file, &b"x"[..]).unwrap();
+    let err = image_of(&b.into_inner().unwrap()).unwrap_err();
+    assert!(matches!(&err, RenderError::Hostile { reason, .. } if reason.contains("NUL")), "{err}");
+}
+
 #[test]
 fn a_hardlink_to_what_the_layer_lacks_is_a_lower_hardlink() {
     let err = image_of(&tar_of(&[("usr", 'd', ""), ("usr/x", 'h', "usr/y")])).unwrap_err();
