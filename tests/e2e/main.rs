@@ -16,5 +16,6 @@ mod run;
 mod run_image;
 mod sandbox;
 mod support;
+mod tar_quirks;
 mod tree;
 mod trust;
