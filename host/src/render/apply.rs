@@ -138,6 +138,24 @@ impl TarDialect {
         }
     }
 
+    /// The tree path of an archive name, cleaned as the archive's own path first (so
+    /// `rootfs/../x` of an ACI is `x` of the archive, not of its tree, as rkt, which
+    /// extracts the whole archive, has it); `None`: not part of the tree.
+    pub(super) fn clean_tree_path(self, raw: &[u8]) -> Option<Result<RelPath, &'static str>> {
+        let mut parts: Vec<&[u8]> = Vec::new();
+        for part in raw.split(|b| *b == b'/') {
+            match part {
+                b"" | b"." => {}
+                b".." => {
+                    parts.pop();
+                }
+                _ => parts.push(part),
+            }
+        }
+        let cleaned = parts.join(&b'/');
+        self.tree_path(&cleaned).map(RelPath::parse)
+    }
+
     /// Classify a name in this dialect: appc archives hold no whiteouts.
     pub(super) fn name_kind(self, name: &OsStr) -> Result<EntryName<'_>, &'static str> {
         match self {
@@ -220,8 +238,8 @@ pub(super) fn decode<R: Read>(
         }
     }
     let shown = PathBuf::from(OsStr::from_bytes(&raw));
-    let Some(tree_path) = dialect.tree_path(&raw) else { return Ok(None) };
-    let path = RelPath::parse(tree_path).map_err(|r| hostile(&shown, r.into()))?;
+    let Some(path) = dialect.clean_tree_path(&raw) else { return Ok(None) };
+    let path = path.map_err(|r| hostile(&shown, r.into()))?;
     let meta = read_meta(entry, |what| hostile(&shown, format!("unreadable {what} in its header")))?;
     let kind = entry.header().entry_type();
     Ok(Some(Decoded { shown, path, kind, meta, sparse }))
@@ -741,11 +759,11 @@ impl<'a> Applier<'a> {
         shown: &Path,
     ) -> Result<(OwnedFd, std::ffi::OsString, PathBuf), RenderError> {
         let raw = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
-        let raw = self
+        let target = self
             .dialect
-            .tree_path(&raw)
-            .ok_or_else(|| self.hostile(shown, "hardlink target outside the archive's tree"))?;
-        let target = RelPath::parse(raw).map_err(|r| self.hostile(shown, format!("hardlink target: {r}")))?;
+            .clean_tree_path(&raw)
+            .ok_or_else(|| self.hostile(shown, "hardlink target outside the archive's tree"))?
+            .map_err(|r| self.hostile(shown, format!("hardlink target: {r}")))?;
         if target.is_root() {
             return Err(self.hostile(shown, "hardlink to the root directory"));
         }
@@ -1056,6 +1074,11 @@ mod tests {
         assert!(RelPath::parse(&[b'n'; 255]).is_ok());
         let deep = [&[b'd'; 200][..]; 21].join(&b'/');
         assert!(RelPath::parse(&deep).is_err(), "PATH_MAX");
+        // An ACI's names are paths of the archive first: out of `rootfs/` is out of the tree.
+        assert!(TarDialect::Aci.clean_tree_path(b"rootfs/../../x").is_none());
+        assert!(TarDialect::Aci.clean_tree_path(b"./manifest").is_none());
+        assert_eq!(TarDialect::Aci.clean_tree_path(b"./rootfs/a/../b").unwrap().unwrap().0, PathBuf::from("b"));
+        assert_eq!(TarDialect::Layer.clean_tree_path(b"/../b").unwrap().unwrap().0, PathBuf::from("b"));
     }
 
     /// A tar of (path, kind, data): kind 'd' directory, 'f' file, 's' symlink to data,

@@ -505,11 +505,11 @@ impl<'a> Tree<'a> {
 
     /// The inode a hardlink names: it must be in this layer and not be a directory.
     fn link_target(&mut self, shown: &Path, raw: &[u8]) -> Result<Ino, RenderError> {
-        let raw = self
+        let target = self
             .dialect
-            .tree_path(raw)
-            .ok_or_else(|| self.hostile(shown, "hardlink target outside the archive's tree"))?;
-        let target = RelPath::parse(raw).map_err(|r| self.hostile(shown, format!("hardlink target: {r}")))?;
+            .clean_tree_path(raw)
+            .ok_or_else(|| self.hostile(shown, "hardlink target outside the archive's tree"))?
+            .map_err(|r| self.hostile(shown, format!("hardlink target: {r}")))?;
         if target.is_root() {
             return Err(self.hostile(shown, "hardlink to the root directory"));
         }
