@@ -653,6 +653,16 @@ b = layer(); b.f("usr/bin/tool", b"t", mode=0o755); b.f("usr/bin/.wh.old")
         expect: Expect::Deliberate(5, "a/.wh.."),
         ..SAME
     };
+    // `.wh...` at the top names the rootfs's parent: umoci 0.4.7 removes its whole bundle
+    // directory, then fails.
+    whiteout_of_dotdot_at_the_top: Case {
+        script: r#"
+a = layer(); a.f("x", b"x")
+b = layer(); b.f(".wh...")
+"#,
+        expect: Expect::Refused(5, Some(".wh...")),
+        ..SAME
+    };
     contiguous_file_type: Case {
         script: r#"raw_layer(header(b"c", 4, b"7") + pad(b"data") + END)"#,
         expect: Expect::Refused(5, Some("c")),
