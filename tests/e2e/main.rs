@@ -21,5 +21,6 @@ mod run_image;
 mod sandbox;
 mod support;
 mod system;
+mod tar_quirks;
 mod tree;
 mod trust;

@@ -32,7 +32,7 @@ Exit codes:
   3  not found: the image, ref, layout or blob does not exist
   4  denied by a grant, trust or policy
   5  invalid or unsupported image content (bad JSON, unknown media type)
-  6  corrupt content: a digest or size mismatch (fsck: problems found)
+  6  corrupt content: a digest or size mismatch, a truncated layer (fsck: problems found)
   7  a handler component crashed or exceeded its time or memory limit
   8  unavailable: something needed could not be reached
 

@@ -113,9 +113,11 @@ pub fn disk_usage(ctx: &Context) -> Result<DiskUsage, Error> {
     let mut needed_snapshots = HashSet::new();
     for image in &images {
         reachable.extend(image.record.blobs().map(|d| d.digest.clone()));
-        for layer in &image.record.layers {
-            needed_snapshots.insert(name_of(&render::snapshot_dir(&store, layer)));
-            needed_snapshots.insert(name_of(&render::layer_image_path(&store, layer)));
+        // Snapshots are named by chain ID (a layer over the layers below it).
+        let layers = render::image_layers(&store, image).unwrap_or_else(|_| image.record.layers.clone());
+        for key in render::chain_ids(&layers) {
+            needed_snapshots.insert(name_of(&render::snapshot_dir(&store, &key)));
+            needed_snapshots.insert(name_of(&render::layer_image_path(&store, &key)));
         }
     }
     let mut blobs = Usage { kind: "blobs", count: 0, bytes: 0, reclaimable: 0 };

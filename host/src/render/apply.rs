@@ -1,16 +1,20 @@
 //! The applier: walks a layer's tar stream and writes each entry under a root
-//! directory, resolving every path inside that root with `openat2(RESOLVE_BENEATH)`.
+//! directory, every path resolved inside that root ([`super::resolve`]).
 //!
 //! One walker, two whiteout strategies ([`Whiteouts`]): a flattened render deletes what a
-//! whiteout names; a snapshot keeps the whiteout, in overlayfs's form, for the mount.
+//! whiteout names; a snapshot keeps the whiteout, in overlayfs's form, for the mount, and
+//! resolves paths in the merged view of itself over the snapshots below it.
 //!
-//! Safety rules (a violation rejects the layer, naming the entry):
-//! - entry and hardlink paths are relative and have no `..` component;
-//! - the directories on an entry's path are resolved by the kernel beneath the root,
-//!   with no magic links: a symlink on the way that leads out (absolute, or `..` past
-//!   the root) fails with EXDEV, a loop with ELOOP;
+//! Rules, those of umoci, containerd and Docker where they agree (docs/decisions.md):
+//! - an entry's name is cleaned lexically (`..` stops at the root, a leading `/` is the
+//!   root), so `../x` and `/x` both name `x` in the rootfs;
+//! - the directories on an entry's path are resolved inside the rootfs with
+//!   `RESOLVE_IN_ROOT` semantics: a symlink on the way is followed, an absolute target
+//!   from the rootfs's root, `..` stopping there; a loop or a file on the way rejects the
+//!   layer, naming the entry;
 //! - the entry itself is never followed: it is created with `O_EXCL`/`*at` calls on its
-//!   parent's descriptor, after whatever was there is removed.
+//!   parent's descriptor, after whatever was there is removed;
+//! - hardlink targets are resolved the same way, and must exist and not be directories.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -27,12 +31,19 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::RenderError;
+use super::layer::StreamEnd;
+use super::resolve::{self, Create, DirMeta, LowerSource, Lowers, Node, Unresolved, Upper};
+use super::sparse::SparseHeader;
 use crate::store::Digest;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
 /// The xattr overlayfs reads to hide a directory's lower contents.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// Longest name in a path (NAME_MAX).
+pub(super) const NAME_MAX: usize = 255;
+/// Longest path, with its leading `/` and the NUL (PATH_MAX).
+pub(super) const PATH_MAX: usize = 4096;
 
 /// What a whiteout entry does to the tree being written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,29 +64,37 @@ pub struct ApplyStats {
     pub devices_skipped: u64,
 }
 
-/// A path inside the root: its components, checked.
+/// A path inside the root: its components, cleaned.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct RelPath(pub(super) PathBuf);
 
 impl RelPath {
-    /// Parse a tar path: no absolute paths, no `..`, no NUL byte (a PAX `path` record can
-    /// hold one; no file name can); `.` and empty components dropped.
+    /// Clean a tar path as umoci's `CleanPath` and containerd do (`filepath.Clean("/" +
+    /// p)`): empty and `.` components go, `..` removes the component before it and stays
+    /// at the root, a leading `/` is the root. A name longer than NAME_MAX or a path
+    /// longer than PATH_MAX is refused (no peer can create it either), and so is a NUL
+    /// byte (a PAX `path` record can hold one; no file name can).
     pub(super) fn parse(raw: &[u8]) -> Result<RelPath, &'static str> {
-        if raw.first() == Some(&b'/') {
-            return Err("absolute path");
-        }
         if raw.contains(&0) {
             return Err("path has a NUL byte");
         }
-        let mut out = PathBuf::new();
+        let mut parts: Vec<&[u8]> = Vec::new();
         for part in raw.split(|b| *b == b'/') {
             match part {
                 b"" | b"." => {}
-                b".." => return Err("path has a `..` component"),
-                _ => out.push(OsStr::from_bytes(part)),
+                b".." => {
+                    parts.pop();
+                }
+                _ => parts.push(part),
             }
         }
-        Ok(RelPath(out))
+        if parts.iter().any(|p| p.len() > NAME_MAX) {
+            return Err("a name in its path is longer than 255 bytes (NAME_MAX)");
+        }
+        if parts.iter().map(|p| p.len() + 1).sum::<usize>() + 1 > PATH_MAX {
+            return Err("its path is longer than 4096 bytes (PATH_MAX)");
+        }
+        Ok(RelPath(parts.iter().map(|p| OsStr::from_bytes(p)).collect()))
     }
 
     pub(super) fn is_root(&self) -> bool {
@@ -123,6 +142,24 @@ impl TarDialect {
         }
     }
 
+    /// The tree path of an archive name, cleaned as the archive's own path first (so
+    /// `rootfs/../x` of an ACI is `x` of the archive, not of its tree, as rkt, which
+    /// extracts the whole archive, has it); `None`: not part of the tree.
+    pub(super) fn clean_tree_path(self, raw: &[u8]) -> Option<Result<RelPath, &'static str>> {
+        let mut parts: Vec<&[u8]> = Vec::new();
+        for part in raw.split(|b| *b == b'/') {
+            match part {
+                b"" | b"." => {}
+                b".." => {
+                    parts.pop();
+                }
+                _ => parts.push(part),
+            }
+        }
+        let cleaned = parts.join(&b'/');
+        self.tree_path(&cleaned).map(RelPath::parse)
+    }
+
     /// Classify a name in this dialect: appc archives hold no whiteouts.
     pub(super) fn name_kind(self, name: &OsStr) -> Result<EntryName<'_>, &'static str> {
         match self {
@@ -152,7 +189,8 @@ pub(super) enum EntryName<'a> {
 }
 
 impl EntryName<'_> {
-    /// Classify a name; a whiteout that names nothing it could hide is refused.
+    /// Classify a name; a whiteout that names nothing it could hide (`.wh.`, `.wh..`,
+    /// `.wh...`) is refused, as containerd refuses it.
     pub(super) fn of(name: &OsStr) -> Result<EntryName<'_>, &'static str> {
         let bytes = name.as_bytes();
         if bytes == OPAQUE_WHITEOUT {
@@ -166,8 +204,53 @@ impl EntryName<'_> {
     }
 }
 
+/// xattrs a layer may not set: overlayfs's own (they would steer the overlay mount) and
+/// the host-specific ones umoci also ignores.
+fn ignored_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name == b"security.selinux" || name == b"system.nfs4_acl"
+}
+
+/// One tar entry as the applier and the EROFS tree see it, decoded once.
+pub(super) struct Decoded {
+    /// The entry's name as the archive has it, for messages.
+    pub(super) shown: PathBuf,
+    /// Its path in the tree.
+    pub(super) path: RelPath,
+    pub(super) kind: EntryType,
+    pub(super) meta: Meta,
+    /// A sparse file's PAX records.
+    pub(super) sparse: Option<SparseHeader>,
+}
+
+/// Decode an entry: its name (a PAX sparse file's real one), cleaned, and its header;
+/// `None`: the entry is not part of the tree (`dialect`).
+pub(super) fn decode<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    dialect: TarDialect,
+    hostile: impl Fn(&Path, String) -> RenderError,
+) -> Result<Option<Decoded>, RenderError> {
+    let mut raw = entry.path_bytes().into_owned();
+    let mut sparse = None;
+    if let Ok(Some(pax)) = entry.pax_extensions() {
+        let records = pax.flatten().map(|e| (e.key_bytes(), e.value_bytes()));
+        let header = SparseHeader::of(records).map_err(|r| hostile(Path::new(OsStr::from_bytes(&raw)), r.into()))?;
+        if header.is_sparse() {
+            if let Some(name) = &header.name {
+                raw = name.clone();
+            }
+            sparse = Some(header);
+        }
+    }
+    let shown = PathBuf::from(OsStr::from_bytes(&raw));
+    let Some(path) = dialect.clean_tree_path(&raw) else { return Ok(None) };
+    let path = path.map_err(|r| hostile(&shown, r.into()))?;
+    let meta = read_meta(entry, |what| hostile(&shown, format!("unreadable {what} in its header")))?;
+    let kind = entry.header().entry_type();
+    Ok(Some(Decoded { shown, path, kind, meta, sparse }))
+}
+
 /// Decode an entry's header and PAX records; `bad(what)` makes the error for an
-/// unreadable field.
+/// unreadable field. xattrs a layer may not set are left out.
 pub(super) fn read_meta<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     bad: impl Fn(&str) -> RenderError,
@@ -184,7 +267,11 @@ pub(super) fn read_meta<R: Read>(
         for ext in pax.flatten() {
             let key = ext.key_bytes();
             if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                meta.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+                if ignored_xattr(name) {
+                    tracing::debug!(xattr = %String::from_utf8_lossy(name), "xattr a layer may not set; ignored");
+                } else {
+                    meta.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+                }
             } else if key == b"mtime" {
                 if let Some(t) = ext.value().ok().and_then(parse_pax_time) {
                     meta.mtime = t;
@@ -204,13 +291,81 @@ pub(super) fn device_numbers(h: &tar::Header) -> (u32, u32) {
     (h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0))
 }
 
-pub struct Applier {
+/// Why an entry's type is refused, for the types no peer unpacks.
+pub(super) fn refused_type(kind: EntryType) -> String {
+    match kind {
+        EntryType::GNUSparse => {
+            "old-format GNU sparse file (type 'S'), which umoci, containerd and Docker refuse too; \
+             GNU tar writes the PAX form with --format=posix"
+                .into()
+        }
+        EntryType::Continuous => "contiguous file (type '7'), which umoci, containerd and Docker refuse too".into(),
+        other => format!("unsupported tar entry type {other:?}"),
+    }
+}
+
+/// Read errors of an entry's data: a read error is the stream's (corrupt), a write
+/// error the tree's (I/O).
+pub(super) struct ReadWatch<R> {
+    inner: R,
+    pub(super) failed: Option<std::io::Error>,
+}
+
+impl<R: Read> ReadWatch<R> {
+    pub(super) fn new(inner: R) -> Self {
+        ReadWatch { inner, failed: None }
+    }
+}
+
+impl<R: Read> Read for ReadWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
+/// The error for an entry whose data could not be had: the stream ended inside it, or
+/// reading it failed.
+pub(super) fn data_error(layer: &Digest, shown: &Path, e: std::io::Error) -> RenderError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        RenderError::Truncated { layer: layer.clone(), entry: shown.display().to_string() }
+    } else {
+        RenderError::Tar { layer: layer.clone(), source: e }
+    }
+}
+
+/// Has the stream (when it is supplied its end padding) really held the whole of an
+/// entry's data? `EndPadded` supplies zeros after the end of an unterminated stream, for
+/// the padding and end blocks only: zeros standing in for data mean it was truncated.
+/// Ask once the data has been read (reading past the end is what marks it).
+pub(super) fn check_complete<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    end: Option<&StreamEnd>,
+    layer: &Digest,
+    shown: &Path,
+) -> Result<(), RenderError> {
+    let stop = entry.raw_file_position() + entry.size();
+    match end {
+        Some(end) if !end.covers(stop) => {
+            Err(RenderError::Truncated { layer: layer.clone(), entry: shown.display().to_string() })
+        }
+        _ => Ok(()),
+    }
+}
+
+pub struct Applier<'a> {
     root: OwnedFd,
     layer: Digest,
     whiteouts: Whiteouts,
     dialect: TarDialect,
     stats: ApplyStats,
-    /// Paths this layer wrote: whiteouts only hide what lower layers hold.
+    /// The snapshots below (overlay form): paths resolve in the merged view.
+    lowers: Lowers<'a>,
+    /// Where the stream really ends, when it is padded there.
+    end: Option<StreamEnd>,
+    /// Paths this layer wrote and their ancestors (resolved): whiteouts only hide what
+    /// lower layers hold (umoci's `upperPaths`).
     written: HashSet<PathBuf>,
     /// Directories whose mtime to set once the layer is done (after their contents).
     dir_times: HashMap<PathBuf, Timespec>,
@@ -220,19 +375,84 @@ pub struct Applier {
     kept_times: HashMap<PathBuf, Timespec>,
     /// Overlay form: paths this layer whited out (a directory of that name becomes opaque).
     whited: HashSet<PathBuf>,
-}
-
-fn beneath() -> ResolveFlags {
-    ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS
+    /// The layer has a `./` entry.
+    root_described: bool,
+    /// File data on its way from the stream to the tree.
+    buf: Vec<u8>,
 }
 
 fn ts(sec: i64, nsec: i64) -> Timespec {
     Timespec { tv_sec: sec, tv_nsec: nsec as _ }
 }
 
-impl Applier {
+/// The fast path of resolution: a path with no symlink on it, beneath the root.
+fn no_symlinks() -> ResolveFlags {
+    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS
+}
+
+/// The applier's tree as the resolver sees it.
+struct DirUpper<'t> {
+    root: BorrowedFd<'t>,
+    overlay: bool,
+    kept_times: &'t mut HashMap<PathBuf, Timespec>,
+}
+
+impl Upper for DirUpper<'_> {
+    type Dir = OwnedFd;
+
+    fn root(&mut self) -> Result<OwnedFd, Errno> {
+        rustix::io::dup(self.root)
+    }
+
+    fn lookup(&mut self, dir: &OwnedFd, name: &OsStr) -> Result<Node<OwnedFd>, Errno> {
+        resolve::lookup_fd(dir.as_fd(), name, self.overlay)
+    }
+
+    fn is_opaque(&mut self, dir: &OwnedFd) -> bool {
+        self.overlay && resolve::is_opaque_fd(dir.as_fd())
+    }
+
+    fn make_dir(
+        &mut self,
+        parent: &OwnedFd,
+        path: &Path,
+        name: &OsStr,
+        like: Option<DirMeta>,
+        opaque: bool,
+    ) -> Result<OwnedFd, Errno> {
+        match mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+            // A directory replacing a whiteout of this layer.
+            Err(Errno::EXIST) if opaque => {
+                unlinkat(parent, name, AtFlags::empty())?;
+                mkdirat(parent, name, Mode::from_raw_mode(0o755))?;
+            }
+            r => r?,
+        }
+        let fd = rustix::fs::openat(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        if let Some(like) = like {
+            // overlayfs's copy-up: the merged view shows this directory's metadata.
+            fchown(&fd, Some(Uid::from_raw(like.uid)), Some(Gid::from_raw(like.gid)))?;
+            fchmod(&fd, Mode::from_raw_mode(like.mode))?;
+            for (key, value) in &like.xattrs {
+                fsetxattr(&fd, OsStr::from_bytes(key), value, XattrFlags::empty())?;
+            }
+            self.kept_times.entry(path.to_path_buf()).or_insert(like.mtime);
+        }
+        if opaque {
+            fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())?;
+        }
+        Ok(fd)
+    }
+}
+
+impl<'a> Applier<'a> {
     /// Apply into the directory `root` (which must exist).
-    pub fn new(root: &Path, layer: Digest, whiteouts: Whiteouts) -> Result<Applier, RenderError> {
+    pub fn new(root: &Path, layer: Digest, whiteouts: Whiteouts) -> Result<Applier<'a>, RenderError> {
         let fd = rustix::fs::open(root, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| super::error::io("opening", root)(e.into()))?;
         Ok(Applier {
@@ -241,16 +461,32 @@ impl Applier {
             whiteouts,
             dialect: TarDialect::Layer,
             stats: ApplyStats::default(),
+            lowers: Lowers::default(),
+            end: None,
             written: HashSet::new(),
             dir_times: HashMap::new(),
             kept_times: HashMap::new(),
             whited: HashSet::new(),
+            root_described: false,
+            buf: vec![0; 64 * 1024],
         })
     }
 
     /// Read entry names as `dialect` has them.
-    pub fn with_dialect(mut self, dialect: TarDialect) -> Applier {
+    pub fn with_dialect(mut self, dialect: TarDialect) -> Applier<'a> {
         self.dialect = dialect;
+        self
+    }
+
+    /// Resolve paths over the snapshots `lowers` gives (overlay form).
+    pub fn with_lowers(mut self, lowers: Option<&'a dyn LowerSource>) -> Applier<'a> {
+        self.lowers = Lowers::new(lowers);
+        self
+    }
+
+    /// The stream is padded at `end` (see [`super::EndPadded`]): data there is missing.
+    pub fn with_stream_end(mut self, end: StreamEnd) -> Applier<'a> {
+        self.end = Some(end);
         self
     }
 
@@ -263,13 +499,14 @@ impl Applier {
         move |e| RenderError::Entry { layer: self.layer.clone(), entry, action, source: e.into() }
     }
 
-    /// Map the errors of resolving a path beneath the root: escapes are hostile.
-    fn resolve_err(&self, entry: &Path, e: Errno) -> RenderError {
-        match e {
-            Errno::XDEV => self.hostile(entry, "its path goes through a symlink that leads outside the rootfs"),
-            Errno::LOOP => self.hostile(entry, "its path goes through a symlink loop"),
-            Errno::NOTDIR => self.hostile(entry, "a component of its path is not a directory"),
-            e => self.entry_err(entry, "resolving its path inside the rootfs")(e),
+    /// The error for a path that did not resolve.
+    fn unresolved(&self, entry: &Path, why: Unresolved) -> RenderError {
+        match why {
+            Unresolved::Loop => self.hostile(entry, "its path goes through a symlink loop"),
+            Unresolved::NotDir => self.hostile(entry, "a component of its path is not a directory"),
+            Unresolved::Missing => self.entry_err(entry, "resolving its path inside the rootfs")(Errno::NOENT),
+            Unresolved::Os(e) => self.entry_err(entry, "resolving its path inside the rootfs")(e),
+            Unresolved::Lowers(e) => *e,
         }
     }
 
@@ -285,8 +522,22 @@ impl Applier {
         // Drain the archive's padding so the caller can finish the stream's digest.
         let mut rest = archive.into_inner();
         std::io::copy(&mut rest, &mut std::io::sink()).map_err(tar_err)?;
+        if !self.root_described {
+            self.inherit_root()?;
+        }
         self.finish_dirs()?;
         Ok(self.stats)
+    }
+
+    /// A snapshot whose layer does not describe the root takes the merged view's root
+    /// (overlayfs shows the topmost layer's root; the flattened tree keeps what was set).
+    fn inherit_root(&mut self) -> Result<(), RenderError> {
+        let shown = Path::new("./");
+        let Some(like) = self.lowers.root_meta().map_err(|e| self.unresolved(shown, e))? else { return Ok(()) };
+        let meta = Meta { mode: like.mode, uid: like.uid, gid: like.gid, mtime: like.mtime, xattrs: like.xattrs };
+        self.set_meta(self.root.as_fd(), shown, &meta)?;
+        self.kept_times.insert(PathBuf::new(), meta.mtime);
+        Ok(())
     }
 
     fn finish_dirs(&mut self) -> Result<(), RenderError> {
@@ -297,7 +548,13 @@ impl Applier {
             let fd = if path.as_os_str().is_empty() {
                 None
             } else {
-                Some(self.open_dir(&path).map_err(|e| self.resolve_err(&path, e))?)
+                // Resolved paths hold no symlinks; one there now, or a file, replaced the
+                // directory later in the layer, and its time no longer matters.
+                match self.open_dir(&path) {
+                    Ok(fd) => Some(fd),
+                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                    Err(e) => return Err(self.entry_err(&path, "setting the directory mtime")(e)),
+                }
             };
             let fd = fd.as_ref().map_or(self.root.as_fd(), |f| f.as_fd());
             futimens(fd, &times).map_err(self.entry_err(&path, "setting the directory mtime"))?;
@@ -305,30 +562,28 @@ impl Applier {
         Ok(())
     }
 
+    /// Open a directory by a path without symlinks.
     fn open_dir(&self, path: &Path) -> Result<OwnedFd, Errno> {
         let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
-        openat2(&self.root, path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), beneath())
+        openat2(&self.root, path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), no_symlinks())
     }
 
-    /// Open the parent directory of an entry, creating missing directories (0755).
-    fn parent(&mut self, entry: &Path, parent: &Path) -> Result<OwnedFd, RenderError> {
-        match self.open_dir(parent) {
-            Ok(fd) => return Ok(fd),
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(self.resolve_err(entry, e)),
+    /// Resolve a directory of an entry's path inside the rootfs (see [`resolve`]): its
+    /// path without symlinks and its descriptor (`None`: only lowers hold it).
+    fn resolve(&mut self, path: &Path, create: Create) -> Result<(PathBuf, Option<OwnedFd>), Unresolved> {
+        // Most paths have no symlink on them, and exist: one call.
+        match self.open_dir(path) {
+            Ok(fd) => return Ok((path.to_path_buf(), Some(fd))),
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => {}
+            Err(e) => return Err(Unresolved::Os(e)),
         }
-        let mut fd = self.open_dir(Path::new("")).map_err(|e| self.resolve_err(entry, e))?;
-        let mut so_far = PathBuf::new();
-        for part in parent.iter() {
-            so_far.push(part);
-            match mkdirat(&fd, part, Mode::from_raw_mode(0o755)) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(self.entry_err(entry, "creating a parent directory")(e)),
-            }
-            fd = openat2(&fd, part, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), beneath())
-                .map_err(|e| self.resolve_err(entry, e))?;
-        }
-        Ok(fd)
+        let mut upper = DirUpper {
+            root: self.root.as_fd(),
+            overlay: self.whiteouts == Whiteouts::Overlay,
+            kept_times: &mut self.kept_times,
+        };
+        let found = resolve::resolve(&mut upper, &mut self.lowers, path, create)?;
+        Ok((found.path, found.dir))
     }
 
     /// Remember a directory's current mtime, to restore it after this layer changes it.
@@ -341,18 +596,31 @@ impl Applier {
         }
     }
 
+    /// Record that this layer wrote `path` (and so its ancestors).
+    fn wrote(&mut self, path: &Path) {
+        for p in path.ancestors() {
+            if p.as_os_str().is_empty() || !self.written.insert(p.to_path_buf()) {
+                break;
+            }
+        }
+    }
+
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), RenderError> {
-        let raw = entry.path_bytes().into_owned();
-        let shown = PathBuf::from(OsStr::from_bytes(&raw));
-        let Some(tree_path) = self.dialect.tree_path(&raw) else { return Ok(()) };
-        let path = RelPath::parse(tree_path).map_err(|r| self.hostile(&shown, r))?;
+        let layer = self.layer.clone();
+        let hostile = |e: &Path, r: String| RenderError::Hostile {
+            layer: layer.clone(),
+            entry: e.display().to_string(),
+            reason: r,
+        };
+        let Some(Decoded { shown, path, kind, meta, sparse }) = decode(entry, self.dialect, hostile)? else {
+            return Ok(());
+        };
         self.stats.entries += 1;
-        let meta = self.meta(entry, &shown)?;
-        let kind = entry.header().entry_type();
 
         if path.is_root() {
             // `./`: the root directory's own metadata.
             if kind == EntryType::Directory {
+                self.root_described = true;
                 self.set_meta(self.root.as_fd(), &shown, &meta)?;
                 self.dir_times.insert(PathBuf::new(), meta.mtime);
                 return Ok(());
@@ -364,51 +632,56 @@ impl Applier {
         let kind_of_name = self.dialect.name_kind(name).map_err(|r| self.hostile(&shown, r))?;
         if kind_of_name != EntryName::Plain {
             self.stats.whiteouts += 1;
-            let parent = match self.whiteouts {
-                // Nothing below a missing directory to hide; do not create it.
-                Whiteouts::Delete => match self.open_dir(parent_path) {
-                    Ok(fd) => fd,
-                    Err(Errno::NOENT) => return Ok(()),
-                    Err(e) => return Err(self.resolve_err(&shown, e)),
-                },
-                Whiteouts::Overlay => self.parent(&shown, parent_path)?,
+            // A whiteout under a directory the merged view lacks hides nothing: no-op (as
+            // umoci); in the overlay form, a directory only lowers hold gets an upper copy.
+            let create = match self.whiteouts {
+                Whiteouts::Delete => Create::Never,
+                Whiteouts::Overlay => Create::Existing,
             };
-            self.keep_dir_time(parent_path, parent.as_fd());
+            let (parent_path, parent) = match self.resolve(parent_path, create) {
+                Ok((p, Some(fd))) => (p, fd),
+                Ok((_, None)) | Err(Unresolved::Missing | Unresolved::NotDir) => return Ok(()),
+                Err(e) => return Err(self.unresolved(&shown, e)),
+            };
+            self.keep_dir_time(&parent_path, parent.as_fd());
             return match kind_of_name {
-                EntryName::Whiteout(target) => self.whiteout(&shown, parent_path, parent.as_fd(), target),
-                _ => self.opaque(&shown, parent_path, parent.as_fd()),
+                EntryName::Whiteout(target) => self.whiteout(&shown, &parent_path, parent.as_fd(), target),
+                _ => self.opaque(&shown, &parent_path, parent.as_fd()),
             };
         }
 
-        let parent = self.parent(&shown, parent_path)?;
-        self.keep_dir_time(parent_path, parent.as_fd());
+        let (parent_path, parent) = match self.resolve(parent_path, Create::Always) {
+            Ok((p, Some(fd))) => (p, fd),
+            Ok((_, None)) => unreachable!("Create::Always gives the upper's directory"),
+            Err(e) => return Err(self.unresolved(&shown, e)),
+        };
+        let full = parent_path.join(name);
+        self.keep_dir_time(&parent_path, parent.as_fd());
         let existing = statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW).ok();
         let existing_is_dir =
             existing.as_ref().is_some_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory);
         let was_whited_out = self.whiteouts == Whiteouts::Overlay
-            && (self.whited.contains(&path.0) || existing.as_ref().is_some_and(is_overlay_whiteout));
+            && (self.whited.contains(&full) || existing.as_ref().is_some_and(is_overlay_whiteout));
+
+        // A hardlink's target, checked before anything is removed.
+        let link_target = if kind == EntryType::Link { Some(self.link_target(entry, &shown)?) } else { None };
+
         if existing.is_some() && !(kind == EntryType::Directory && existing_is_dir) {
             remove_all(parent.as_fd(), name).map_err(self.entry_err(&shown, "removing what it replaces"))?;
         }
-        self.written.insert(path.0.clone());
 
         match kind {
-            EntryType::Regular | EntryType::Continuous => {
+            EntryType::Regular => {
                 let fd = openat2(
                     &parent,
                     name,
                     OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
-                    beneath(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
                 )
                 .map_err(self.entry_err(&shown, "creating the file"))?;
-                let mut file = std::fs::File::from(fd);
-                let n = std::io::copy(entry, &mut file).map_err(|source| RenderError::Entry {
-                    layer: self.layer.clone(),
-                    entry: shown.display().to_string(),
-                    action: "writing the file",
-                    source,
-                })?;
+                let file = std::fs::File::from(fd);
+                let n = self.write_data(entry, &file, &shown, sparse)?;
                 self.stats.bytes += n;
                 self.set_meta(file.as_fd(), &shown, &meta)?;
                 let times = Timestamps { last_access: meta.mtime, last_modification: meta.mtime };
@@ -424,49 +697,34 @@ impl Applier {
                     name,
                     OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
-                    beneath(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
                 )
-                .map_err(|e| self.resolve_err(&shown, e))?;
+                .map_err(self.entry_err(&shown, "opening the directory"))?;
                 self.set_meta(fd.as_fd(), &shown, &meta)?;
                 if was_whited_out {
                     fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
                         .map_err(self.entry_err(&shown, "marking the directory opaque"))?;
                 }
-                self.dir_times.insert(path.0.clone(), meta.mtime);
+                self.dir_times.insert(full.clone(), meta.mtime);
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| self.hostile(&shown, "symlink without a target"))?
-                    .into_owned();
-                symlinkat(OsStr::from_bytes(&target), &parent, name)
-                    .map_err(self.entry_err(&shown, "creating the symlink"))?;
+                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                if target.is_empty() {
+                    return Err(self.hostile(&shown, "symlink without a target"));
+                }
+                symlinkat(OsStr::from_bytes(&target), &parent, name).map_err(|e| match e {
+                    Errno::NAMETOOLONG => self.hostile(&shown, "symlink target longer than 4095 bytes (PATH_MAX)"),
+                    e => self.entry_err(&shown, "creating the symlink")(e),
+                })?;
                 self.set_meta_at(parent.as_fd(), name, &shown, &meta, false)?;
             }
             EntryType::Link => {
-                let raw_target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| self.hostile(&shown, "hardlink without a target"))?
-                    .into_owned();
-                let raw_target = self
-                    .dialect
-                    .tree_path(&raw_target)
-                    .ok_or_else(|| self.hostile(&shown, "hardlink target outside the archive's tree"))?;
-                let target =
-                    RelPath::parse(raw_target).map_err(|r| self.hostile(&shown, format!("hardlink target {r}")))?;
-                if target.is_root() {
-                    return Err(self.hostile(&shown, "hardlink to the root directory"));
-                }
-                let (tparent_path, tname) = target.split();
-                let tparent = self.open_dir(tparent_path).map_err(|e| self.resolve_err(&shown, e))?;
-                match linkat(&tparent, tname, &parent, name, AtFlags::empty()) {
+                let (tparent, tname, target) = link_target.expect("decided above");
+                match linkat(&tparent, &tname, &parent, name, AtFlags::empty()) {
                     Ok(()) => {}
-                    Err(Errno::NOENT) if self.whiteouts == Whiteouts::Overlay => {
-                        return Err(RenderError::LowerHardlink {
-                            layer: self.layer.clone(),
-                            entry: shown.display().to_string(),
-                            target: target.0.display().to_string(),
-                        });
+                    // The target was the entry itself, removed above.
+                    Err(Errno::NOENT) => {
+                        return Err(self.hostile(&shown, format!("hardlink target {:?} does not exist", target)));
                     }
                     Err(e) => return Err(self.entry_err(&shown, "creating the hardlink")(e)),
                 }
@@ -488,8 +746,116 @@ impl Applier {
                 }
                 self.set_meta_at(parent.as_fd(), name, &shown, &meta, true)?;
             }
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => {}
-            other => return Err(self.hostile(&shown, format!("unsupported tar entry type {other:?}"))),
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => {
+                return Ok(());
+            }
+            other => return Err(self.hostile(&shown, refused_type(other))),
+        }
+        self.wrote(&full);
+        Ok(())
+    }
+
+    /// A hardlink's target: its directory, name and path. It must exist in this tree and
+    /// not be a directory; in a snapshot, one of a lower layer cannot be held.
+    fn link_target<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        shown: &Path,
+    ) -> Result<(OwnedFd, std::ffi::OsString, PathBuf), RenderError> {
+        let raw = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+        let target = self
+            .dialect
+            .clean_tree_path(&raw)
+            .ok_or_else(|| self.hostile(shown, "hardlink target outside the archive's tree"))?
+            .map_err(|r| self.hostile(shown, format!("hardlink target: {r}")))?;
+        if target.is_root() {
+            return Err(self.hostile(shown, "hardlink to the root directory"));
+        }
+        let (tparent_path, tname) = target.split();
+        let missing = |this: &Self| {
+            if this.whiteouts == Whiteouts::Overlay && !this.lowers.is_empty() {
+                RenderError::LowerHardlink {
+                    layer: this.layer.clone(),
+                    entry: shown.display().to_string(),
+                    target: target.0.display().to_string(),
+                }
+            } else {
+                this.hostile(shown, format!("hardlink target {:?} does not exist", target.0))
+            }
+        };
+        let (_, tparent) = match self.resolve(tparent_path, Create::Never) {
+            Ok((p, Some(fd))) => (p, fd),
+            Ok((_, None)) | Err(Unresolved::Missing) => return Err(missing(self)),
+            Err(e) => return Err(self.unresolved(shown, e)),
+        };
+        match resolve::lookup_fd(tparent.as_fd(), tname, self.whiteouts == Whiteouts::Overlay) {
+            Ok(Node::Dir(_)) => Err(self.hostile(shown, "hardlink to a directory")),
+            Ok(Node::Missing | Node::Whiteout) => Err(missing(self)),
+            Ok(_) => Ok((tparent, tname.to_os_string(), target.0.clone())),
+            Err(e) => Err(self.entry_err(shown, "looking up the hardlink target")(e)),
+        }
+    }
+
+    /// Write a regular file's data (a sparse file's regions at their offsets, the holes
+    /// left as holes); returns the file's size.
+    fn write_data<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        file: &std::fs::File,
+        shown: &Path,
+        sparse: Option<SparseHeader>,
+    ) -> Result<u64, RenderError> {
+        let size = entry.size();
+        let regions = match &sparse {
+            Some(h) => h.regions(entry, size).map_err(|r| self.hostile(shown, r))?,
+            None => super::sparse::Regions { regions: vec![(0, size)], real_size: size },
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        let written = self.write_regions(entry, file, shown, &regions, &mut buf);
+        self.buf = buf;
+        written?;
+        // After the data is read: only a read past the stream's end tells where it is.
+        check_complete(entry, self.end.as_ref(), &self.layer, shown)?;
+        if sparse.is_some() {
+            file.set_len(regions.real_size).map_err(|source| RenderError::Entry {
+                layer: self.layer.clone(),
+                entry: shown.display().to_string(),
+                action: "writing the file",
+                source,
+            })?;
+        }
+        Ok(regions.real_size)
+    }
+
+    fn write_regions<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        file: &std::fs::File,
+        shown: &Path,
+        regions: &super::sparse::Regions,
+        buf: &mut [u8],
+    ) -> Result<(), RenderError> {
+        use std::os::unix::fs::FileExt;
+        let write_err = |source| RenderError::Entry {
+            layer: self.layer.clone(),
+            entry: shown.display().to_string(),
+            action: "writing the file",
+            source,
+        };
+        for &(offset, len) in &regions.regions {
+            let mut done = 0u64;
+            while done < len {
+                let want = buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
+                let n = entry.read(&mut buf[..want]).map_err(|e| data_error(&self.layer, shown, e))?;
+                if n == 0 {
+                    return Err(RenderError::Truncated {
+                        layer: self.layer.clone(),
+                        entry: shown.display().to_string(),
+                    });
+                }
+                file.write_all_at(&buf[..n], offset + done).map_err(write_err)?;
+                done += n as u64;
+            }
         }
         Ok(())
     }
@@ -497,10 +863,6 @@ impl Applier {
     fn device<R: Read>(&self, entry: &tar::Entry<'_, R>) -> rustix::fs::Dev {
         let (major, minor) = device_numbers(entry.header());
         makedev(major, minor)
-    }
-
-    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, shown: &Path) -> Result<Meta, RenderError> {
-        read_meta(entry, |what| self.hostile(shown, format!("unreadable {what} in its header")))
     }
 
     /// Owner, then mode (chown clears setuid/setgid), then xattrs (chown also clears
@@ -564,24 +926,28 @@ impl Applier {
     ) -> Result<(), RenderError> {
         let full = parent_path.join(name);
         if self.written.contains(&full) {
-            // A whiteout hides only what lower layers hold. In the overlay form, a
-            // directory this layer wrote must still hide the lower one.
-            if self.whiteouts == Whiteouts::Overlay
-                && statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory)
-            {
-                let fd = openat2(
-                    parent,
-                    name,
-                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW,
-                    Mode::empty(),
-                    beneath(),
-                )
-                .map_err(|e| self.resolve_err(shown, e))?;
-                fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
-                    .map_err(self.entry_err(shown, "marking the directory opaque"))?;
+            // A whiteout hides only what lower layers hold: what this layer wrote there
+            // stays (umoci's rule), so a directory it wrote keeps only its entries.
+            let is_dir = statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory);
+            if !is_dir {
+                return Ok(());
             }
-            return Ok(());
+            let fd = openat2(
+                parent,
+                name,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+            )
+            .map_err(self.entry_err(shown, "opening the whited-out directory"))?;
+            return match self.whiteouts {
+                Whiteouts::Overlay => fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    .map_err(self.entry_err(shown, "marking the directory opaque")),
+                Whiteouts::Delete => {
+                    self.clear_lower(fd.as_fd(), &full).map_err(self.entry_err(shown, "removing a lower entry"))
+                }
+            };
         }
         match self.whiteouts {
             Whiteouts::Delete => match remove_all(parent, name) {
@@ -607,21 +973,41 @@ impl Applier {
             Whiteouts::Overlay => fsetxattr(parent, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
                 .map_err(self.entry_err(shown, "marking the directory opaque")),
             Whiteouts::Delete => {
-                let dir = Dir::read_from(parent).map_err(self.entry_err(shown, "listing the opaque directory"))?;
-                let mut names = Vec::new();
-                for item in dir {
-                    let item = item.map_err(self.entry_err(shown, "listing the opaque directory"))?;
-                    let n = OsStr::from_bytes(item.file_name().to_bytes()).to_os_string();
-                    if n != "." && n != ".." && !self.written.contains(&parent_path.join(&n)) {
-                        names.push(n);
-                    }
-                }
-                for n in names {
-                    remove_all(parent, &n).map_err(self.entry_err(shown, "removing a lower entry"))?;
-                }
-                Ok(())
+                self.clear_lower(parent, parent_path).map_err(self.entry_err(shown, "removing a lower entry"))
             }
         }
+    }
+
+    /// Remove what lower layers left in the directory `dir` (at `path`): everything this
+    /// layer did not write, keeping the way to what it did (umoci's whiteout walk).
+    fn clear_lower(&self, dir: BorrowedFd<'_>, path: &Path) -> Result<(), Errno> {
+        let mut names = Vec::new();
+        for item in Dir::read_from(dir)? {
+            let item = item?;
+            let n = item.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(OsStr::from_bytes(n).to_os_string());
+            }
+        }
+        for n in names {
+            let child = path.join(&n);
+            if !self.written.contains(&child) {
+                remove_all(dir, &n)?;
+                continue;
+            }
+            match openat2(
+                dir,
+                &n,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+            ) {
+                Ok(fd) => self.clear_lower(fd.as_fd(), &child)?,
+                Err(Errno::NOTDIR | Errno::LOOP) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -677,24 +1063,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_with_dotdot_or_a_leading_slash_are_refused() {
-        assert_eq!(RelPath::parse(b"./etc/passwd").unwrap().0, PathBuf::from("etc/passwd"));
-        assert_eq!(RelPath::parse(b"etc//x/./y/").unwrap().0, PathBuf::from("etc/x/y"));
+    fn paths_are_cleaned_inside_the_root_as_umoci_cleans_them() {
+        let clean = |p: &[u8]| RelPath::parse(p).unwrap().0;
+        assert_eq!(clean(b"./etc/passwd"), PathBuf::from("etc/passwd"));
+        assert_eq!(clean(b"etc//x/./y/"), PathBuf::from("etc/x/y"));
         assert!(RelPath::parse(b"./").unwrap().is_root());
-        assert!(RelPath::parse(b"../etc").is_err());
-        assert!(RelPath::parse(b"a/../../etc").is_err());
-        assert!(RelPath::parse(b"/etc/passwd").is_err());
-        assert!(RelPath::parse(b"a\0b/c").is_err());
-        // A name that merely starts with dots is fine.
-        assert!(RelPath::parse(b"a/..b/...").is_ok());
+        assert_eq!(clean(b"../etc"), PathBuf::from("etc"));
+        assert_eq!(clean(b"a/../../etc"), PathBuf::from("etc"));
+        assert_eq!(clean(b"/etc/passwd"), PathBuf::from("etc/passwd"));
+        assert!(RelPath::parse(b"..").unwrap().is_root());
+        // A name that merely starts with dots is a name.
+        assert_eq!(clean(b"a/..b/..."), PathBuf::from("a/..b/..."));
+        assert!(RelPath::parse(&[b'n'; 256]).is_err(), "NAME_MAX");
+        assert!(RelPath::parse(&[b'n'; 255]).is_ok());
+        let deep = [&[b'd'; 200][..]; 21].join(&b'/');
+        assert!(RelPath::parse(&deep).is_err(), "PATH_MAX");
+        // An ACI's names are paths of the archive first: out of `rootfs/` is out of the tree.
+        assert!(TarDialect::Aci.clean_tree_path(b"rootfs/../../x").is_none());
+        assert!(TarDialect::Aci.clean_tree_path(b"./manifest").is_none());
+        assert_eq!(TarDialect::Aci.clean_tree_path(b"./rootfs/a/../b").unwrap().unwrap().0, PathBuf::from("b"));
+        assert_eq!(TarDialect::Layer.clean_tree_path(b"/../b").unwrap().unwrap().0, PathBuf::from("b"));
+        assert!(RelPath::parse(b"a\0b/c").is_err(), "a NUL byte");
     }
 
-    /// A tar of (path, kind, data): kind 'd' directory, 'f' file, 's' symlink to data.
+    /// A tar of (path, kind, data): kind 'd' directory, 'f' file, 's' symlink to data,
+    /// 'h' hardlink to data. Names are written raw (hostile ones included).
     fn tar_of(entries: &[(&str, char, &str)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, kind, data) in entries {
-            let mut h = tar::Header::new_ustar();
-            h.set_path(path).unwrap();
+            let mut h = tar::Header::new_gnu();
+            let name = &mut h.as_gnu_mut().unwrap().name;
+            name[..path.len()].copy_from_slice(path.as_bytes());
             h.set_mode(if *kind == 'd' { 0o755 } else { 0o644 });
             h.set_uid(rustix::process::geteuid().as_raw() as u64);
             h.set_gid(rustix::process::getegid().as_raw() as u64);
@@ -702,8 +1101,8 @@ mod tests {
             h.set_size(0);
             match kind {
                 'd' => h.set_entry_type(EntryType::Directory),
-                's' => {
-                    h.set_entry_type(EntryType::Symlink);
+                's' | 'h' => {
+                    h.set_entry_type(if *kind == 's' { EntryType::Symlink } else { EntryType::Link });
                     h.set_link_name(data).unwrap();
                 }
                 _ => {
@@ -727,8 +1126,19 @@ mod tests {
     fn whiteouts_hide_lower_entries_but_not_this_layers() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
-        apply(r, Whiteouts::Delete, &[("a", 'f', "lower"), ("gone", 'f', "x"), ("o", 'd', ""), ("o/lower", 'f', "x")])
-            .unwrap();
+        apply(
+            r,
+            Whiteouts::Delete,
+            &[
+                ("a", 'f', "lower"),
+                ("gone", 'f', "x"),
+                ("o", 'd', ""),
+                ("o/lower", 'f', "x"),
+                ("o/sub", 'd', ""),
+                ("o/sub/lower", 'f', "x"),
+            ],
+        )
+        .unwrap();
         apply(
             r,
             Whiteouts::Delete,
@@ -737,6 +1147,7 @@ mod tests {
                 (".wh.a", 'f', ""),
                 (".wh.gone", 'f', ""),
                 ("o/mine", 'f', "y"),
+                ("o/sub/mine", 'f', "y"),
                 ("o/.wh..wh..opq", 'f', ""),
             ],
         )
@@ -745,6 +1156,7 @@ mod tests {
         assert!(!r.join("gone").exists());
         assert!(!r.join("o/lower").exists(), "the opaque whiteout hides lower entries");
         assert!(r.join("o/mine").exists(), "but not this layer's");
+        assert!(r.join("o/sub/mine").exists() && !r.join("o/sub/lower").exists(), "also deeper down");
     }
 
     #[test]
@@ -754,7 +1166,7 @@ mod tests {
         apply(
             r,
             Whiteouts::Overlay,
-            &[(".wh.gone", 'f', ""), (".wh.d", 'f', ""), ("d", 'd', ""), ("o/.wh..wh..opq", 'f', "")],
+            &[(".wh.gone", 'f', ""), (".wh.d", 'f', ""), ("d", 'd', ""), ("o", 'd', ""), ("o/.wh..wh..opq", 'f', "")],
         )
         .unwrap();
         let st = statat(rustix::fs::CWD, r.join("gone"), AtFlags::SYMLINK_NOFOLLOW).unwrap();
@@ -769,16 +1181,50 @@ mod tests {
     }
 
     #[test]
-    fn a_symlink_leading_out_cannot_carry_a_later_entry() {
+    fn a_symlink_leading_out_carries_a_later_entry_inside_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path().join("root");
         std::fs::create_dir(&r).unwrap();
-        let err = apply(&r, Whiteouts::Delete, &[("up", 's', ".."), ("up/escaped", 'f', "x")]).unwrap_err();
-        assert!(matches!(err, RenderError::Hostile { ref entry, .. } if entry == "up/escaped"), "{err}");
+        apply(&r, Whiteouts::Delete, &[("up", 's', ".."), ("up/escaped", 'f', "x")]).unwrap();
         assert!(!dir.path().join("escaped").exists());
+        assert_eq!(std::fs::read(r.join("escaped")).unwrap(), b"x", "`..` stops at the root");
+        apply(&r, Whiteouts::Delete, &[("run", 'd', ""), ("var/run", 's', "/run"), ("var/run/pid", 'f', "1")]).unwrap();
+        assert_eq!(std::fs::read(r.join("run/pid")).unwrap(), b"1", "an absolute symlink starts at the root");
         // A relative symlink that stays inside is followed.
         apply(&r, Whiteouts::Delete, &[("usr", 'd', ""), ("bin", 's', "usr"), ("bin/sh", 'f', "x")]).unwrap();
         assert!(r.join("usr/sh").exists());
+        let err = apply(&r, Whiteouts::Delete, &[("a", 's', "b"), ("b", 's', "/a"), ("a/x", 'f', "x")]).unwrap_err();
+        assert!(matches!(err, RenderError::Hostile { ref entry, .. } if entry == "a/x"), "{err}");
+    }
+
+    #[test]
+    fn hardlinks_resolve_inside_and_must_name_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        apply(r, Whiteouts::Delete, &[("etc", 'd', ""), ("etc/passwd", 'f', "p"), ("h", 'h', "../../etc/passwd")])
+            .unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(r.join("h")).unwrap().ino(),
+            std::fs::metadata(r.join("etc/passwd")).unwrap().ino()
+        );
+        for (entries, why) in
+            [(vec![("x", 'h', "missing")], "does not exist"), (vec![("d", 'd', ""), ("x", 'h', "d")], "directory")]
+        {
+            let err = apply(r, Whiteouts::Delete, &entries).unwrap_err();
+            assert!(
+                matches!(&err, RenderError::Hostile { entry, reason, .. } if entry == "x" && reason.contains(why)),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_directory_replaced_by_a_file_keeps_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        apply(r, Whiteouts::Delete, &[("x", 'd', ""), ("x/in", 'f', "in"), ("x", 'f', "file")]).unwrap();
+        assert_eq!(std::fs::read(r.join("x")).unwrap(), b"file");
     }
 
     #[test]

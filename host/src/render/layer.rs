@@ -104,18 +104,45 @@ impl<R: Read> Read for HashingReader<R> {
 /// A tar stream that may end without its padding and end-of-archive blocks: `umoci
 /// insert` (0.4.7) writes such layers, and Go's archive/tar, hence umoci and podman, read
 /// them. At the inner stream's end this supplies zeros up to the next 512-byte block and
-/// two zero blocks. Used only when the stream's diff ID is checked afterwards, so a layer
-/// truncated elsewhere still fails: the zeros are not part of the hashed bytes.
+/// two zero blocks. Zeros standing in for an entry's *data* would hide a truncated layer
+/// whose diff ID names the truncated bytes, so the reader of the tar checks each entry's
+/// data against [`EndPadded::end`] (Go's reader fails there too).
 pub struct EndPadded<R> {
     inner: R,
     read: u64,
     /// Zeros still to supply once the inner stream has ended.
     padding: Option<u64>,
+    end: StreamEnd,
+}
+
+/// Where the bytes of an [`EndPadded`] stream really end (unknown until they do).
+#[derive(Debug, Clone, Default)]
+pub struct StreamEnd(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl StreamEnd {
+    /// Did the stream really hold every byte before `offset`?
+    pub fn covers(&self, offset: u64) -> bool {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => true,
+            // `end` is the length plus one.
+            end => offset < end,
+        }
+    }
+
+    fn set(&self, len: u64) {
+        // Stored plus one: 0 means "not ended yet".
+        self.0.store(len + 1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl<R: Read> EndPadded<R> {
     pub fn new(inner: R) -> Self {
-        EndPadded { inner, read: 0, padding: None }
+        EndPadded { inner, read: 0, padding: None, end: StreamEnd::default() }
+    }
+
+    /// Where the inner stream ends, once it has.
+    pub fn end(&self) -> StreamEnd {
+        self.end.clone()
     }
 }
 
@@ -129,6 +156,7 @@ impl<R: Read> Read for EndPadded<R> {
         }
         let n = self.inner.read(buf)?;
         if n == 0 && !buf.is_empty() {
+            self.end.set(self.read);
             let to_block = (512 - self.read % 512) % 512;
             self.padding = Some(to_block + 1024);
             return self.read(buf);
@@ -242,5 +270,14 @@ mod end_padded_tests {
         assert_eq!(out.len(), 1024 + 1024);
         assert!(out[..700].iter().all(|b| *b == 7) && out[700..].iter().all(|b| *b == 0));
         assert_eq!(padded(1024).len(), 1024 + 1024, "a stream on a block boundary gets only the end blocks");
+    }
+
+    #[test]
+    fn the_end_tells_real_bytes_from_padding() {
+        let mut stream = EndPadded::new(&[7u8; 700][..]);
+        let end = stream.end();
+        assert!(end.covers(5000), "nothing is known before the end");
+        std::io::copy(&mut stream, &mut std::io::sink()).unwrap();
+        assert!(end.covers(700) && !end.covers(701));
     }
 }

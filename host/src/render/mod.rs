@@ -14,9 +14,10 @@
 //!   *diff ID* is the digest of the uncompressed stream, checked while it is applied.
 //! - *whiteout*: an OCI layer entry `.wh.<name>` that hides `<name>` of lower layers;
 //!   the *opaque whiteout* `.wh..wh..opq` hides all lower entries of its directory.
-//! - *snapshot*: `snapshots/<alg>-<hex of diff ID>/`, one layer unpacked with its
-//!   whiteouts in overlayfs form (char device 0/0, `trusted.overlay.opaque=y`). Written
-//!   in `snapshots/.tmp-*` and renamed when complete: a visible snapshot is complete.
+//! - *snapshot*: `snapshots/<alg>-<hex of chain ID>/`, one layer unpacked over the
+//!   snapshots below it, with its whiteouts in overlayfs form (char device 0/0,
+//!   `trusted.overlay.opaque=y`). Written in `snapshots/.tmp-*` and renamed when
+//!   complete: a visible snapshot is complete.
 //!   Where the kernel allows, the snapshot is instead an EROFS *layer image*
 //!   (`snapshots/<alg>-<hex>.erofs`, mounted at `mounts/<alg>-<hex>`; see [`erofs`]).
 //! - *rootfs*: what a container sees as `/`.
@@ -25,7 +26,8 @@
 //! checked against it ([`verify_tree`]): see [`inventory`].
 //!
 //! Nothing in a layer can create or change anything outside the directory it is
-//! applied to: see [`apply`] for the rules. A render that fails leaves nothing behind.
+//! applied to: every path resolves inside it ([`resolve`], RESOLVE_IN_ROOT semantics);
+//! see [`apply`] for the rules. A render that fails leaves nothing behind.
 
 mod appc;
 mod apply;
@@ -34,7 +36,9 @@ mod error;
 mod inventory;
 mod layer;
 mod mount;
+mod resolve;
 mod snapshot;
+mod sparse;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -47,8 +51,9 @@ pub use inventory::{Difference, Inventory, has_inventory, remove_stale_inventori
 pub use layer::{ACI_MEDIA_TYPE, Compression, EndPadded, HashingReader, sniffed_decoder};
 pub use mount::{MountedRootfs, detach_mounts_under, mount_rootfs};
 pub use snapshot::{
-    DamagedImage, LayerImagesCheck, SNAPSHOTTER_ENV, SnapshotUse, Snapshotter, check_layer_images, choose_snapshotter,
-    ensure_snapshots, layer_image_path, layer_mount_dir, remove_unused_snapshots, snapshot_dir, snapshots_root,
+    DamagedImage, LayerImagesCheck, SNAPSHOTTER_ENV, SnapshotUse, Snapshotter, chain_ids, check_layer_images,
+    choose_snapshotter, ensure_snapshots, layer_image_path, layer_mount_dir, remove_unused_snapshots, snapshot_dir,
+    snapshots_root,
 };
 
 use error::io;
@@ -73,13 +78,24 @@ pub struct LayerReport {
     pub stats: Option<ApplyStats>,
 }
 
-/// Apply one layer's stream into `root`, checking its diff ID.
-pub fn apply_layer(store: &Store, layer: &Layer, root: &Path, whiteouts: Whiteouts) -> Result<ApplyStats, RenderError> {
+/// Apply one layer's stream into `root`, checking its diff ID; paths resolve over the
+/// snapshots `lowers` gives (a snapshot's; a flattened tree holds its lowers itself).
+fn apply_layer(
+    store: &Store,
+    layer: &Layer,
+    root: &Path,
+    whiteouts: Whiteouts,
+    lowers: Option<&dyn resolve::LowerSource>,
+) -> Result<ApplyStats, RenderError> {
     let digest = &layer.blob.digest;
     let mut stream = layer::open(store, layer)?;
-    let applier = apply::Applier::new(root, digest.clone(), whiteouts)?.with_dialect(apply::TarDialect::of(layer));
+    let applier = apply::Applier::new(root, digest.clone(), whiteouts)?
+        .with_dialect(apply::TarDialect::of(layer))
+        .with_lowers(lowers);
     let stats = if layer.diff_id.is_some() {
-        applier.apply(layer::EndPadded::new(&mut stream))?
+        let padded = layer::EndPadded::new(&mut stream);
+        let end = padded.end();
+        applier.with_stream_end(end).apply(padded)?
     } else {
         applier.apply(&mut stream)?
     };
@@ -106,7 +122,7 @@ pub fn flatten(store: &Store, image: &StoredImage, dir: &Path) -> Result<RenderR
         .map_err(io("setting the mode of", tmp.path()))?;
     let mut report = RenderReport::default();
     for layer in &image_layers(store, image)? {
-        let stats = apply_layer(store, layer, tmp.path(), Whiteouts::Delete)?;
+        let stats = apply_layer(store, layer, tmp.path(), Whiteouts::Delete, None)?;
         report.layers.push(LayerReport {
             digest: layer.blob.digest.to_string(),
             diff_id: layer.diff_id.as_ref().map(|d| d.to_string()),

@@ -2,6 +2,7 @@
 //! plus a fresh upper and work directory, mounted at `<dir>/rootfs`.
 
 use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{MountFlags, UnmountFlags};
@@ -73,6 +74,11 @@ pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<Mo
     for d in [&upper, &work, &rootfs] {
         std::fs::create_dir_all(d).map_err(io("creating", d))?;
     }
+    if let Some(top) = snapshots.last() {
+        // overlayfs shows the upper directory's own owner and mode at the root: the
+        // image's (its top snapshot holds the merged view's root).
+        inherit_root(&top.dir, &upper)?;
+    }
     let mut lowers: Vec<PathBuf> = snapshots.iter().rev().map(|s| s.dir.clone()).collect();
     if lowers.is_empty() {
         // overlayfs needs a lower directory; an image without layers has an empty one.
@@ -92,6 +98,28 @@ pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<Mo
         super::apply_whitelist(&mounted.rootfs, &whitelist)?;
     }
     Ok(mounted)
+}
+
+/// Give `upper` the owner, mode and xattrs of the root of `snapshot`.
+fn inherit_root(snapshot: &Path, upper: &Path) -> Result<(), RenderError> {
+    use rustix::fs::{Gid, Mode, OFlags, Uid, XattrFlags};
+    let open = |p: &Path| {
+        rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| io("opening", p)(e.into()))
+    };
+    let (from, to) = (open(snapshot)?, open(upper)?);
+    let meta =
+        super::resolve::dir_meta(std::os::fd::AsFd::as_fd(&from)).map_err(|e| io("reading", snapshot)(e.into()))?;
+    let set = |e: rustix::io::Errno| io("setting the owner and mode of", upper)(e.into());
+    let now = rustix::fs::fstat(&to).map_err(set)?;
+    if (now.st_uid, now.st_gid) != (meta.uid, meta.gid) {
+        rustix::fs::fchown(&to, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid))).map_err(set)?;
+    }
+    rustix::fs::fchmod(&to, Mode::from_raw_mode(meta.mode)).map_err(set)?;
+    for (k, v) in &meta.xattrs {
+        rustix::fs::fsetxattr(&to, std::ffi::OsStr::from_bytes(k), v, XattrFlags::empty()).map_err(set)?;
+    }
+    Ok(())
 }
 
 /// overlayfs splits its options on `,` and lower directories on `:`; escape both.

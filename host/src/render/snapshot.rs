@@ -1,8 +1,14 @@
-//! Snapshots: one per layer under `snapshots/`, named by the layer's diff ID, in one of
-//! two forms ([`Snapshotter`]): a directory `<alg>-<hex>/`, or an EROFS image
-//! `<alg>-<hex>.erofs` mounted at `mounts/<alg>-<hex>/`. Either is written under a
-//! temporary name and renamed into place when complete. Two renders of the same layer
-//! race harmlessly: the first rename wins, the loser discards its copy.
+//! Snapshots: one per layer under `snapshots/`, named by the layer's *chain ID* (the
+//! layer with everything below it, as containerd names snapshots), in one of two forms
+//! ([`Snapshotter`]): a directory `<alg>-<hex>/`, or an EROFS image `<alg>-<hex>.erofs`
+//! mounted at `mounts/<alg>-<hex>/`. Either is written under a temporary name and renamed
+//! into place when complete. Two renders of the same layer race harmlessly: the first
+//! rename wins, the loser discards its copy.
+//!
+//! A layer is unpacked over the snapshots below it: its paths resolve in their merged
+//! view (an entry under `var/run` lands in `run` when a lower layer has `var/run -> /run`),
+//! and directories it writes into without describing them take the lower's metadata.
+//! Layers unpack in parallel; one waits for its lowers only when a path needs them.
 //!
 //! EROFS is used when it can be: as root, on a kernel listing erofs in
 //! `/proc/filesystems`, once a probe image mounts. `BERTH_SNAPSHOTTER=dir` (or `erofs`)
@@ -13,8 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::error::io;
+use super::resolve::LowerSource;
 use super::{LayerReport, RenderError, RenderReport, Whiteouts, apply_layer, erofs};
-use crate::store::{Digest, Layer, Store, StoredImage};
+use crate::store::{Algorithm, Digest, Layer, Store, StoredImage};
 
 /// The environment variable that forces a snapshot form: `dir`, `erofs` or `auto`.
 pub const SNAPSHOTTER_ENV: &str = "BERTH_SNAPSHOTTER";
@@ -101,26 +108,45 @@ pub struct SnapshotUse {
     pub reused: bool,
 }
 
-/// The key of a layer's snapshot: its diff ID, or the blob digest when the image has
-/// none (the blob then is checked by the store, and the key still names one content).
-fn key(layer: &Layer) -> &Digest {
+/// A layer's own key: its diff ID, or the blob digest when the image has none (the blob
+/// then is checked by the store, and the key still names one content).
+fn layer_key(layer: &Layer) -> &Digest {
     layer.diff_id.as_ref().unwrap_or(&layer.blob.digest)
+}
+
+/// The keys of the snapshots of a stack of layers (lowest first): OCI's chain IDs,
+/// `ChainID(L0) = DiffID(L0)`, `ChainID(L0..Ln) = sha256(ChainID(L0..Ln-1) + " " +
+/// DiffID(Ln))`. A layer's snapshot depends on the layers below it (paths resolve
+/// through their symlinks), so it is shared by images with the same layers below.
+pub fn chain_ids(layers: &[Layer]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let key = match out.last() {
+            None => layer_key(layer).clone(),
+            Some(below) => Digest::of_bytes(Algorithm::Sha256, format!("{below} {}", layer_key(layer)).as_bytes()),
+        };
+        out.push(key);
+    }
+    out
+}
+
+fn key_name(key: &Digest) -> String {
+    format!("{}-{}", key.algorithm().name(), key.hex())
 }
 
 pub fn snapshots_root(store: &Store) -> PathBuf {
     store.root().join("snapshots")
 }
 
-/// `snapshots/<alg>-<hex>`: no `:` in the name, since overlayfs options split on it.
-pub fn snapshot_dir(store: &Store, layer: &Layer) -> PathBuf {
-    let k = key(layer);
-    snapshots_root(store).join(format!("{}-{}", k.algorithm().name(), k.hex()))
+/// `snapshots/<alg>-<hex>` of a chain ID: no `:` in the name, since overlayfs options
+/// split on it.
+pub fn snapshot_dir(store: &Store, chain_id: &Digest) -> PathBuf {
+    snapshots_root(store).join(key_name(chain_id))
 }
 
 /// `snapshots/<alg>-<hex>.erofs`: a layer's EROFS image.
-pub fn layer_image_path(store: &Store, layer: &Layer) -> PathBuf {
-    let k = key(layer);
-    snapshots_root(store).join(format!("{}-{}.erofs", k.algorithm().name(), k.hex()))
+pub fn layer_image_path(store: &Store, chain_id: &Digest) -> PathBuf {
+    snapshots_root(store).join(format!("{}.erofs", key_name(chain_id)))
 }
 
 pub fn mounts_root(store: &Store) -> PathBuf {
@@ -128,15 +154,59 @@ pub fn mounts_root(store: &Store) -> PathBuf {
 }
 
 /// `mounts/<alg>-<hex>`: where a layer image is mounted.
-pub fn layer_mount_dir(store: &Store, layer: &Layer) -> PathBuf {
-    let k = key(layer);
-    mounts_root(store).join(format!("{}-{}", k.algorithm().name(), k.hex()))
+pub fn layer_mount_dir(store: &Store, chain_id: &Digest) -> PathBuf {
+    mounts_root(store).join(key_name(chain_id))
+}
+
+/// The snapshots of the layers below one being unpacked, as they are completed.
+struct Progress {
+    done: std::sync::Mutex<Vec<Option<Result<PathBuf, ()>>>>,
+    changed: std::sync::Condvar,
+}
+
+impl Progress {
+    fn new(layers: usize) -> Progress {
+        Progress { done: std::sync::Mutex::new(vec![None; layers]), changed: std::sync::Condvar::new() }
+    }
+
+    fn finished(&self, i: usize, tree: Result<PathBuf, ()>) {
+        self.done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(tree);
+        self.changed.notify_all();
+    }
+}
+
+/// The snapshots below layer `layer` of a stack.
+struct Below<'p> {
+    progress: &'p Progress,
+    below: usize,
+    layer: &'p Digest,
+}
+
+impl LowerSource for Below<'_> {
+    fn lower_trees(&self) -> Result<Vec<PathBuf>, RenderError> {
+        let mut done = self.progress.done.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let lower = &done[..self.below];
+            if lower.iter().any(|d| matches!(d, Some(Err(())))) {
+                return Err(RenderError::LowerFailed { layer: self.layer.clone() });
+            }
+            if lower.iter().all(Option::is_some) {
+                return Ok(lower.iter().rev().map(|d| d.clone().expect("all done").expect("none failed")).collect());
+            }
+            done = self.progress.changed.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// Convert a layer into its EROFS image unless it has one, and mount it unless it is.
-fn ensure_one_erofs(store: &Store, layer: &Layer) -> Result<(SnapshotUse, Option<super::ApplyStats>), RenderError> {
-    let image = layer_image_path(store, layer);
-    let mnt = layer_mount_dir(store, layer);
+fn ensure_one_erofs(
+    store: &Store,
+    layer: &Layer,
+    key: &Digest,
+    lowers: Option<&dyn LowerSource>,
+) -> Result<(SnapshotUse, Option<super::ApplyStats>), RenderError> {
+    let image = layer_image_path(store, key);
+    let mnt = layer_mount_dir(store, key);
     let mut stats = None;
     if !image.is_file() {
         let root = snapshots_root(store);
@@ -148,7 +218,7 @@ fn ensure_one_erofs(store: &Store, layer: &Layer) -> Result<(SnapshotUse, Option
             .tempfile_in(&root)
             .map_err(io("creating a temporary layer image in", &root))?;
         let file = tmp.as_file().try_clone().map_err(io("opening", tmp.path()))?;
-        stats = Some(erofs::write_layer_image(store, layer, file, tmp.path())?);
+        stats = Some(erofs::write_layer_image(store, layer, file, tmp.path(), lowers)?);
         match tmp.persist_noclobber(&image) {
             Ok(_) => {}
             // Another render committed the same image first; ours is redundant.
@@ -167,8 +237,13 @@ fn ensure_one_erofs(store: &Store, layer: &Layer) -> Result<(SnapshotUse, Option
     Ok((SnapshotUse { layer: layer.blob.digest.clone(), dir: mnt, reused }, stats))
 }
 
-fn ensure_one(store: &Store, layer: &Layer) -> Result<(SnapshotUse, Option<super::ApplyStats>), RenderError> {
-    let dir = snapshot_dir(store, layer);
+fn ensure_one(
+    store: &Store,
+    layer: &Layer,
+    key: &Digest,
+    lowers: Option<&dyn LowerSource>,
+) -> Result<(SnapshotUse, Option<super::ApplyStats>), RenderError> {
+    let dir = snapshot_dir(store, key);
     let done = |reused| SnapshotUse { layer: layer.blob.digest.clone(), dir: dir.clone(), reused };
     if dir.is_dir() {
         return Ok((done(true), None));
@@ -181,7 +256,7 @@ fn ensure_one(store: &Store, layer: &Layer) -> Result<(SnapshotUse, Option<super
         .map_err(io("creating a temporary snapshot in", &root))?;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
         .map_err(io("setting the mode of", tmp.path()))?;
-    let stats = apply_layer(store, layer, tmp.path(), Whiteouts::Overlay)?;
+    let stats = apply_layer(store, layer, tmp.path(), Whiteouts::Overlay, lowers)?;
     let tmp_path = tmp.keep();
     match std::fs::rename(&tmp_path, &dir) {
         Ok(()) => Ok((done(false), Some(stats))),
@@ -206,6 +281,8 @@ pub fn ensure_snapshots(
     snapshotter: Snapshotter,
 ) -> Result<(Vec<SnapshotUse>, RenderReport), RenderError> {
     let layers = &super::image_layers(store, image)?;
+    let keys = &chain_ids(layers);
+    let progress = &Progress::new(layers.len());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(layers.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<_> = std::thread::scope(|s| {
@@ -216,10 +293,13 @@ pub fn ensure_snapshots(
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(layer) = layers.get(i) else { break };
+                        let below = Below { progress, below: i, layer: &layer.blob.digest };
+                        let lowers = (i > 0).then_some(&below as &dyn LowerSource);
                         let r = match snapshotter {
-                            Snapshotter::Dir => ensure_one(store, layer),
-                            Snapshotter::Erofs => ensure_one_erofs(store, layer),
+                            Snapshotter::Dir => ensure_one(store, layer, &keys[i], lowers),
+                            Snapshotter::Erofs => ensure_one_erofs(store, layer, &keys[i], lowers),
                         };
+                        progress.finished(i, r.as_ref().map(|(u, _)| u.dir.clone()).map_err(drop));
                         let failed = r.is_err();
                         out.push((i, r));
                         if failed {
@@ -262,10 +342,13 @@ pub fn remove_unused_snapshots(store: &Store) -> Result<u64, RenderError> {
     let mounts = mounts_root(store);
     let mut needed = std::collections::HashSet::new();
     for image in store.images()? {
-        for layer in &image.record.layers {
-            needed.insert(snapshot_dir(store, layer));
-            needed.insert(layer_image_path(store, layer));
-            needed.insert(layer_mount_dir(store, layer));
+        // An appc image's stack holds its dependencies; one that cannot be stacked now
+        // cannot be rendered either, and its own layers are what it would need.
+        let layers = super::image_layers(store, &image).unwrap_or_else(|_| image.record.layers.clone());
+        for key in chain_ids(&layers) {
+            needed.insert(snapshot_dir(store, &key));
+            needed.insert(layer_image_path(store, &key));
+            needed.insert(layer_mount_dir(store, &key));
         }
     }
     // Mounts first: a layer image is removed only once nothing new can be mounted from it.

@@ -490,25 +490,33 @@ fn compressed_variants_have_the_same_image_id() {
 }
 
 #[test]
-fn hostile_acis_are_rejected_naming_the_entry() {
+fn hostile_acis_are_rejected_naming_the_entry_or_kept_inside() {
     let t = tempfile::tempdir().unwrap();
     let canary = t.path().join("escaped");
-    for (file, entry) in [
-        ("traversal.aci", "rootfs/../../escaped"),
-        ("symlink-out.aci", "rootfs/up/escaped"),
-        ("hardlink-out.aci", "rootfs/link"),
-    ] {
+    let render = |file: &str| {
         let root = Root::new();
         let aci = world().files.join(file);
         root.ok(&["fetch", "--insecure-options", "image", &aci.display().to_string()]);
         let target = t.path().join("a").join("b").join(file);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         let (code, _, err) = root.run(&["image", "render", &aci.display().to_string(), &target.display().to_string()]);
-        assert_ne!(code, 0, "{file} must be rejected");
-        assert!(err.contains(entry), "{file}: the error names {entry}: {err}");
-        assert!(!target.exists(), "{file}: no half-rendered tree");
         assert!(!canary.exists() && !t.path().join("a/escaped").exists(), "{file}: nothing written outside");
-    }
+        (code, err, target)
+    };
+    // A hardlink to the manifest, outside the tree, is refused.
+    let (code, err, target) = render("hardlink-out.aci");
+    assert_eq!(code, 5, "hardlink-out.aci must be rejected: {err}");
+    assert!(err.contains("rootfs/link"), "the error names rootfs/link: {err}");
+    assert!(!target.exists(), "no half-rendered tree");
+    // `rootfs/../../escaped` is `escaped` of the archive, which is not the tree (as rkt,
+    // extracting the whole archive, has it); a symlink out of the tree resolves inside it
+    // (docs/decisions.md: paths resolve inside the rootfs).
+    let (code, err, target) = render("traversal.aci");
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read_dir(&target).unwrap().next().is_none(), "nothing of traversal.aci is in the tree");
+    let (code, err, target) = render("symlink-out.aci");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(target.join("escaped")).unwrap(), b"out\n", "`..` stops at the rootfs's root");
     let root = Root::new();
     let aci = world().files.join("not-json.aci");
     let (code, _, err) = root.run(&["fetch", "--insecure-options", "image", &aci.display().to_string()]);

@@ -4,7 +4,7 @@
 //! where creating a file costs a millisecond.
 //!
 //! Glossary:
-//! - *layer image*: `snapshots/<alg>-<hex of diff ID>.erofs`, the layer with its whiteouts
+//! - *layer image*: `snapshots/<alg>-<hex of chain ID>.erofs`, the layer with its whiteouts
 //!   in overlayfs form (char 0/0, `trusted.overlay.opaque=y`), so images stack as
 //!   overlay lower directories exactly as directory snapshots do.
 //! - *layer mount*: `mounts/<alg>-<hex>`, where a layer image is mounted read-only,
@@ -31,6 +31,7 @@ pub use check::check_image;
 
 use super::error::io;
 use super::layer::{self, EndPadded};
+use super::resolve::LowerSource;
 use super::{ApplyStats, RenderError, TarDialect};
 use crate::store::{Digest, Layer, Store};
 
@@ -38,22 +39,29 @@ use crate::store::{Digest, Layer, Store};
 const EROFS_SUPER_MAGIC: i64 = ondisk::MAGIC as i64;
 
 /// Convert `layer` into an EROFS image written to `out` (a new, empty file at `path`),
-/// checking the layer's diff ID. Nothing but metadata is held in memory.
+/// checking the layer's diff ID; its paths resolve over the snapshots `lowers` gives.
+/// Nothing but metadata is held in memory.
 pub fn write_layer_image(
     store: &Store,
     layer: &Layer,
     out: std::fs::File,
     path: &Path,
+    lowers: Option<&dyn LowerSource>,
 ) -> Result<ApplyStats, RenderError> {
     let digest = &layer.blob.digest;
     let tar_err = |source| RenderError::Tar { layer: digest.clone(), source };
     let mut stream = layer::open(store, layer)?;
-    let mut tree = tree::Tree::new(digest.clone());
+    let mut tree = tree::Tree::new(digest.clone()).with_lowers(lowers);
     tree.dialect = super::apply::TarDialect::of(layer);
     let mut writer = writer::ImageWriter::new(out).map_err(io("writing", path))?;
     {
-        let reader: Box<dyn Read + '_> =
-            if layer.diff_id.is_some() { Box::new(EndPadded::new(&mut stream)) } else { Box::new(&mut stream) };
+        let reader: Box<dyn Read + '_> = if layer.diff_id.is_some() {
+            let padded = EndPadded::new(&mut stream);
+            tree = tree.with_stream_end(padded.end());
+            Box::new(padded)
+        } else {
+            Box::new(&mut stream)
+        };
         read_tar(reader, digest, &mut tree, &mut writer)?;
     }
     let actual = stream.finish().map_err(tar_err)?;
@@ -62,6 +70,7 @@ pub fn write_layer_image(
     {
         return Err(RenderError::DiffIdMismatch { layer: digest.clone(), expected: expected.clone(), actual });
     }
+    tree.finish()?;
     // Durable before the caller renames it into place, as blobs are.
     writer.finish(&tree).and_then(|f| f.sync_all()).map_err(io("writing", path))?;
     Ok(tree.stats)
@@ -81,6 +90,7 @@ pub fn write_tar_image(
     let io_err = |source| RenderError::Tar { layer: layer.clone(), source };
     let mut writer = writer::ImageWriter::new(out).map_err(io_err)?;
     read_tar(tar, &layer, &mut tree, &mut writer)?;
+    tree.finish()?;
     writer.finish(&tree).map_err(io_err)?;
     Ok(tree.stats)
 }

@@ -20,8 +20,6 @@ pub const SUPER_OFFSET: u64 = 1024;
 pub const INODE_SIZE: usize = 64;
 pub const DIRENT_SIZE: usize = 12;
 pub const XATTR_HEADER_SIZE: usize = 12;
-/// Longest name EROFS stores (`EROFS_NAME_LEN`).
-pub const NAME_MAX: usize = 255;
 
 pub const LAYOUT_FLAT_PLAIN: u16 = 0;
 pub const LAYOUT_FLAT_INLINE: u16 = 2;
