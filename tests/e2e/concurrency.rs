@@ -118,11 +118,14 @@ fn gc_waits_for_a_fetch_holding_the_store() {
             .unwrap();
     let mut gc =
         root.cmd(&["gc"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // gc says it waits before it blocks: release the lock only then (a fixed delay here
+    // was too short under CPU load, and gc then found the lock free and said nothing).
+    let mut stderr = std::io::BufReader::new(gc.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(line.contains("waiting for another berth process"), "{line}");
     assert!(gc.try_wait().unwrap().is_none(), "gc ran while a shared lock was held");
     drop(store);
-    let out = gc.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for another berth process"));
+    assert!(gc.wait().unwrap().success());
     assert_eq!(root.image_count(), 1);
 }
