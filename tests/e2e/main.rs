@@ -3,6 +3,7 @@
 
 mod appc;
 mod concurrency;
+mod crash;
 mod dropin;
 mod erofs;
 mod export;

@@ -187,7 +187,7 @@ fn rootfs_for_image(ctx: &Ctx, args: &RunArgs, image: &str, name: &str) -> anyho
             fetch_for_run(ctx, args, &store, &point)?
         }
     };
-    let dir = ctx.root().join("containers").join(name);
+    let dir = render::containers_root(&store).join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut prepared = ImageRootfs {
         rootfs: dir.join("rootfs"),

@@ -43,7 +43,7 @@ pub use appc::{PATH_WHITELIST_ANNOTATION, apply_whitelist, find_dependency, imag
 pub use apply::{ApplyStats, OVERLAY_OPAQUE_XATTR, TarDialect, Whiteouts};
 pub use error::RenderError;
 pub use layer::{ACI_MEDIA_TYPE, Compression, EndPadded, HashingReader, sniffed_decoder};
-pub use mount::{MountedRootfs, mount_rootfs};
+pub use mount::{MountedRootfs, containers_root, mount_rootfs, remove_crashed_containers};
 pub use record::{Difference, TreeRecord, has_record, remove_stale_records, save_record, verify_tree};
 pub use snapshot::{
     DamagedImage, LayerImagesCheck, SNAPSHOTTER_ENV, SnapshotUse, Snapshotter, check_layer_images, choose_snapshotter,

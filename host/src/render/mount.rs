@@ -1,5 +1,10 @@
 //! The overlay rootfs: the image's snapshots as lower directories (top layer first),
 //! plus a fresh upper and work directory, mounted at `<dir>/rootfs`.
+//!
+//! `berth run IMAGE` keeps such a directory per container under `containers/<name>/`
+//! ([`containers_root`]) for as long as it holds the store's shared lock; on exit it
+//! removes all of it, or all but `upper/` with `--keep`. A run killed outright leaves
+//! its directory and its mount: [`remove_crashed_containers`] clears them.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -9,6 +14,40 @@ use rustix::mount::{MountFlags, UnmountFlags};
 use super::error::io;
 use super::{RenderError, RenderReport, Snapshotter, choose_snapshotter, ensure_snapshots};
 use crate::store::{Store, StoredImage};
+
+/// `containers/`: one directory per container of `berth run IMAGE`.
+pub fn containers_root(store: &Store) -> PathBuf {
+    store.root().join("containers")
+}
+
+/// Remove what crashed runs left under [`containers_root`]: a directory holding anything
+/// but a kept `upper/` (its rootfs, mounted or flattened, `work/`, a half-made render).
+/// Its overlay is detached first, so the removal cannot reach through it into `upper/`. The upper
+/// directory goes too: the run never finished, so `--keep` never applied. Call under the
+/// store's exclusive lock: every live run holds the shared one. Returns how many
+/// containers were removed.
+pub fn remove_crashed_containers(store: &Store) -> Result<u64, RenderError> {
+    let root = containers_root(store);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io("listing", &root)(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let dir = entry.map_err(io("listing", &root))?.path();
+        let names: Vec<std::ffi::OsString> = std::fs::read_dir(&dir)
+            .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect())
+            .map_err(io("listing", &dir))?;
+        if names.len() == 1 && names[0] == "upper" {
+            continue;
+        }
+        detach_mounts_under(&dir)?;
+        std::fs::remove_dir_all(&dir).map_err(io("removing", &dir))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
 
 /// A mounted overlay rootfs. Unmounted when dropped (lazily, so an open file in it
 /// cannot make the drop fail), or by [`MountedRootfs::unmount`] to see errors.
@@ -94,7 +133,61 @@ pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<Mo
     Ok(mounted)
 }
 
+/// Detach every mount at or below `dir` (deepest first), so removing `dir` can neither
+/// fail on a busy mount point nor reach into what is mounted there.
+pub(super) fn detach_mounts_under(dir: &Path) -> Result<(), RenderError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(io("reading", "/proc/self/mountinfo"))?;
+    let mut below: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mountinfo(m)))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    below.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+    for m in below {
+        match rustix::mount::unmount(&m, UnmountFlags::DETACH) {
+            // Gone already: a parent's detach took it along.
+            Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(io("unmounting", &m)(e.into())),
+        }
+    }
+    Ok(())
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\ooo` octal escapes.
+fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).filter(|o| o.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(o)) => {
+                out.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
+}
+
 /// overlayfs splits its options on `,` and lower directories on `:`; escape both.
 fn escape(p: &Path) -> String {
     p.to_string_lossy().replace('\\', "\\\\").replace(',', "\\,").replace(':', "\\:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo(r"/a\040b/c\134d"), std::ffi::OsString::from("/a b/c\\d"));
+        assert_eq!(unescape_mountinfo(r"/plain\09"), std::ffi::OsString::from(r"/plain\09"));
+    }
 }

@@ -186,6 +186,10 @@ impl Plan {
 pub(super) struct ChildFds {
     /// The parent writes one byte once uid maps and cgroups are in place.
     pub sync_read: RawFd,
+    /// The parent's ends, which the child closes first: then a dead parent shows as EOF
+    /// on `sync_read` and as a pipe without readers on `error_write`.
+    pub sync_write: RawFd,
+    pub error_read: RawFd,
     /// Close-on-exec; a [`ChildFailure`] goes here.
     pub error_write: RawFd,
 }
@@ -474,7 +478,28 @@ pub(super) fn run(plan: &Plan, fds: &ChildFds) -> ! {
     }
 }
 
+/// Die with berth: a container must not outlive the `berth run` that supervises it (and
+/// whose shared store lock keeps its snapshots from `gc`), even when berth is killed
+/// outright. The kernel clears the setting when credentials change, so it is set again
+/// right before `execve`. False if the parent is gone already.
+fn die_with_parent(error_write: RawFd) -> bool {
+    // SAFETY: prctl and poll on our own descriptor and a stack value.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0, 0, 0);
+        // The parent reads the error pipe until execve: a pipe without readers polls as
+        // POLLERR, so a parent that died before the prctl is noticed here.
+        let mut pfd = libc::pollfd { fd: error_write, events: libc::POLLOUT, revents: 0 };
+        libc::poll(&mut pfd, 1, 0);
+        pfd.revents & libc::POLLERR == 0
+    }
+}
+
 fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<std::convert::Infallible, Fail> {
+    close(fds.sync_write);
+    close(fds.error_read);
+    if !die_with_parent(fds.error_write) {
+        return Err((Step::WaitParent, 1, libc::ESRCH));
+    }
     // Wait for the parent: uid/gid maps written, cgroup joined. EOF means it gave up.
     let mut byte = 0u8;
     // SAFETY: reading one byte into a stack variable.
@@ -586,6 +611,10 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<std::convert::Infallibl
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // setresuid/setresgid above cleared the parent-death signal.
+        if !die_with_parent(fds.error_write) {
+            return Err((Step::WaitParent, 2, libc::ESRCH));
+        }
         // Descriptors berth inherited must not leak into the container.
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
 

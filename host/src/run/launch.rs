@@ -304,7 +304,9 @@ fn kill_and_reap(pid: i32) {
 }
 
 /// Run `spec.process` in `spec.rootfs` inside new namespaces; wait for it and return how
-/// it ended. stdio is passed through (or relayed through a pty with `terminal`).
+/// it ended. stdio is passed through (or relayed through a pty with `terminal`). The
+/// container is killed if the calling thread ends first (`PR_SET_PDEATHSIG`), so nothing
+/// outlives its supervisor, even one killed outright.
 pub fn launch(spec: &RunSpec) -> Result<ExitStatus, RunError> {
     let meta =
         std::fs::metadata(&spec.rootfs).map_err(|e| RunError::Rootfs { path: spec.rootfs.clone(), source: e })?;
@@ -350,7 +352,12 @@ pub fn launch(spec: &RunSpec) -> Result<ExitStatus, RunError> {
     plan.null_stdin = null.as_ref().map(|n| n.as_raw_fd());
     let (sync_read, sync_write) = pipe()?;
     let (error_read, error_write) = pipe()?;
-    let fds = ChildFds { sync_read: sync_read.as_raw_fd(), error_write: error_write.as_raw_fd() };
+    let fds = ChildFds {
+        sync_read: sync_read.as_raw_fd(),
+        sync_write: sync_write.as_raw_fd(),
+        error_read: error_read.as_raw_fd(),
+        error_write: error_write.as_raw_fd(),
+    };
 
     let signals = BlockedSignals::block();
     let signalfd = signals.signalfd().map_err(|e| RunError::os("creating a signalfd", e))?;
