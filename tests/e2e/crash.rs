@@ -42,6 +42,14 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+fn unmount_all_under(dir: &Path) {
+    let mut mounts = mounts_under(dir);
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH).unwrap();
+    }
+}
+
 /// Processes whose command line holds `marker`.
 fn processes_with(marker: &str) -> Vec<u32> {
     let mut out = Vec::new();
@@ -114,4 +122,47 @@ fn a_killed_run_takes_its_container_with_it_and_gc_clears_what_it_left() {
     let names: Vec<_> = std::fs::read_dir(&containers).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(names.len(), 1);
     assert!(names[0].join("upper/made").exists());
+}
+
+/// Regression: an EROFS probe killed while its image was mounted leaves
+/// `snapshots/.tmp-probe-*/mnt` mounted; gc then failed removing it (the read-only
+/// mount refused the deletion of its files), and every later gc failed the same way.
+#[test]
+fn gc_removes_a_killed_erofs_probe_with_its_mount() {
+    if !is_root() {
+        eprintln!("skipped: needs root (EROFS mounts); CI runs as root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = data_layout(dir.path(), &[("img", &[0])], 1 << 16);
+    let point = crate::support::layout_arg(&layout, "img");
+    let root = Root::with_snapshotter("erofs");
+    root.ok(&["fetch", "-q", &point]);
+    let target = dir.path().join("render");
+    root.ok(&["image", "render", "--overlay", &point, target.to_str().unwrap()]);
+    unmount_all_under(&target);
+    // What the killed probe left: a temporary directory with an image mounted inside.
+    let snapshots = root.path().join("snapshots");
+    let image = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "erofs"))
+        .unwrap();
+    let probe = snapshots.join(".tmp-probe-killed");
+    std::fs::create_dir_all(probe.join("mnt")).unwrap();
+    std::fs::copy(&image, probe.join("probe.erofs")).unwrap();
+    rustix::mount::mount(
+        probe.join("probe.erofs").as_path(),
+        probe.join("mnt").as_path(),
+        "erofs",
+        rustix::mount::MountFlags::RDONLY,
+        c"",
+    )
+    .unwrap();
+
+    let gc = root.json(&["gc"]);
+    assert_eq!(gc["snapshots_removed"], 1, "{gc}");
+    assert!(!probe.exists());
+    assert_eq!(mounts_under(&snapshots), Vec::<String>::new());
+    root.assert_fsck_clean();
 }
