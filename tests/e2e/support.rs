@@ -348,3 +348,16 @@ pub fn data_layout(dir: &Path, images: &[(&str, &[u64])], bytes: usize) -> PathB
     }
     dir.join("layout")
 }
+
+/// What `cat /data/* | sha256sum` prints in an image of [`data_layout`] (n < 10, so the
+/// shell's order is numeric).
+pub fn data_sha256(data: &[u64], bytes: usize) -> String {
+    let mut sorted = data.to_vec();
+    sorted.sort_unstable();
+    let mut hasher = Sha256::new();
+    for n in sorted {
+        assert!(n < 10, "data numbers past 9 would not sort as numbers");
+        hasher.update(noise(n, bytes));
+    }
+    hex::encode(hasher.finalize())
+}
