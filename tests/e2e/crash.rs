@@ -2,8 +2,9 @@
 //! with SIGKILL at random points, over a multi-layer image served by a local registry.
 //!
 //! A kill lands after a random share of the command's uninterrupted duration (measured
-//! first, per command and snapshot form), or, for fetches, at a random `--json` progress
-//! event (blob started / blob done) plus a random fraction of the time between events.
+//! first, per command and snapshot form; narrowed when a command ends before its kill, as
+//! load changes), or, for fetches, at a random `--json` progress event (blob started /
+//! blob done) plus a random fraction of the time between events.
 //! After every kill:
 //! - `berth fsck` is clean: every blob under `blobs/` is re-hashed, and only blobs of the
 //!   image are there (a visible blob is complete and verified);
@@ -110,12 +111,30 @@ enum Outcome {
     Finished(ExitStatus),
 }
 
-/// Kill `child` after `delay`, unless it ended first.
-fn kill_after(mut child: Child, delay: Duration) -> Outcome {
-    let until = Instant::now() + delay;
-    // Sleeping here is the experiment (where the kill lands), not a synchronisation.
-    std::thread::sleep(until.saturating_duration_since(Instant::now()));
-    kill(&mut child)
+/// Kill `child` after `delay`, unless it ends first; also returns how long it ran.
+fn kill_after(mut child: Child, delay: Duration) -> (Outcome, Duration) {
+    let started = Instant::now();
+    // Waiting here is the experiment (where the kill lands), not a synchronisation; in
+    // small steps, to know when a command that ends first ended.
+    loop {
+        let left = delay.saturating_sub(started.elapsed());
+        if left.is_zero() || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(2)));
+    }
+    let ran = started.elapsed();
+    (kill(&mut child), ran)
+}
+
+/// The kill window after a command ended before its kill: the machine got faster since
+/// the window was measured (load comes and goes). Halve it, but not below what the
+/// command took, so kill points keep covering its whole run.
+fn narrowed(window: Duration, outcome: &Outcome, ran: Duration) -> Duration {
+    match outcome {
+        Outcome::Killed => window,
+        Outcome::Finished(_) => ran.max(window / 2),
+    }
 }
 
 fn kill(child: &mut Child) -> Outcome {
@@ -450,7 +469,7 @@ fn gc_and_check(ctx: &mut Ctx) {
     ctx.check_store();
 }
 
-fn fetch_kills(ctx: &mut Ctx, kills: usize, cold: Duration) {
+fn fetch_kills(ctx: &mut Ctx, kills: usize, mut cold: Duration) {
     let mut done = 0;
     let mut attempts = 0;
     while done < kills {
@@ -475,7 +494,9 @@ fn fetch_kills(ctx: &mut Ctx, kills: usize, cold: Duration) {
             kill(&mut child)
         } else {
             let child = ctx.cmd(None, &args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-            kill_after(child, ctx.rng.delay(cold))
+            let (outcome, ran) = kill_after(child, ctx.rng.delay(cold));
+            cold = narrowed(cold, &outcome, ran);
+            outcome
         };
         if !ctx.count("fetch", &outcome) {
             continue;
@@ -531,7 +552,7 @@ fn reference_flat(ctx: &mut Ctx) -> Duration {
 }
 
 /// `form`: overlay renders with snapshots of that form; `None`: flattened renders.
-fn render_kills(ctx: &mut Ctx, kills: usize, form: Option<&str>, cold: Duration) {
+fn render_kills(ctx: &mut Ctx, kills: usize, form: Option<&str>, mut cold: Duration) {
     let what = match form {
         Some("dir") => "render --overlay (dir)",
         Some(_) => "render --overlay (erofs)",
@@ -552,7 +573,8 @@ fn render_kills(ctx: &mut Ctx, kills: usize, form: Option<&str>, cold: Duration)
             None => vec!["--json", "image", "render", ctx.point, t],
         };
         let child = ctx.cmd(form, &args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let outcome = kill_after(child, ctx.rng.delay(cold));
+        let (outcome, ran) = kill_after(child, ctx.rng.delay(cold));
+        cold = narrowed(cold, &outcome, ran);
         unmount_all_under(&target);
         if !ctx.count(what, &outcome) {
             continue;
@@ -606,7 +628,7 @@ fn reference_run(ctx: &mut Ctx, form: &str) -> Duration {
     took
 }
 
-fn run_kills(ctx: &mut Ctx, kills: usize, form: &str, cold: Duration) {
+fn run_kills(ctx: &mut Ctx, kills: usize, form: &str, mut cold: Duration) {
     let what = if form == "dir" { "run IMAGE (dir)" } else { "run IMAGE (erofs)" };
     let lingering = run_script(ctx, true);
     let script = run_script(ctx, false);
@@ -624,7 +646,8 @@ fn run_kills(ctx: &mut Ctx, kills: usize, form: &str, cold: Duration) {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let outcome = kill_after(child, ctx.rng.delay(cold));
+        let (outcome, ran) = kill_after(child, ctx.rng.delay(cold));
+        cold = narrowed(cold, &outcome, ran);
         if !ctx.count(what, &outcome) {
             continue;
         }
