@@ -50,7 +50,7 @@ fn killed_fetches_renders_and_runs_leave_a_consistent_store() {
     run_campaign("killed_fetches_renders_and_runs_leave_a_consistent_store", &campaign);
 }
 
-/// `just soak`: 8 layers (busybox and seven of 24 MiB), 760 kills.
+/// `just soak`: 8 layers (busybox and seven of 24 MiB), 660 kills.
 #[test]
 #[ignore = "a long campaign: `just soak` runs it"]
 fn soak_killed_fetches_renders_and_runs_leave_a_consistent_store() {
