@@ -129,6 +129,26 @@ demo: build
     echo; echo "== berth fsck"
     $berth fsck
 
+# Not run by CI (about 30 minutes): the crash campaign over an 8-layer image (660 SIGKILLs of
+# fetch, render, run), eight processes on one store for 40 rounds, then the e2e suite twice
+# under `stress-ng --cpu 2` (installed if missing) to shake out timing flakes.
+# Long reliability campaigns: crash kills, eight processes on one store, the suite under load.
+soak: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build -p berth
+    cargo test -p berth-tests --test e2e -- --ignored --nocapture soak_
+    command -v stress-ng >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"; \
+        $sudo apt-get install -y -qq --no-install-recommends stress-ng >/dev/null; }
+    for pass in 1 2; do
+        echo "== the e2e suite under stress-ng --cpu 2, pass $pass"
+        stress-ng --cpu 2 --quiet & load=$!
+        status=0
+        cargo test -p berth-tests --test e2e || status=$?
+        kill "$load"; wait "$load" || true
+        [ "$status" -eq 0 ] || exit "$status"
+    done
+
 # Benchmarks: berth vs skopeo on the same image, and the sandbox's start-up costs.
 bench: build
     bench/run.sh

@@ -4,6 +4,7 @@
 mod appc;
 mod concurrency;
 mod containers;
+mod crash;
 mod dropin;
 mod erofs;
 mod exit_codes;

@@ -52,6 +52,23 @@ impl Registry {
         Registry { child, _dir: dir, addr }
     }
 
+    /// Whether this registry's own storage holds blob `digest` for `repo` (linked into the
+    /// repository, which distribution does after the blob's data is in place). For a
+    /// pull-through mirror: whether it has cached the blob.
+    pub fn stores_blob(&self, repo: &str, digest: &str) -> bool {
+        let (alg, hex) = digest.split_once(':').unwrap();
+        let link = self
+            ._dir
+            .path()
+            .join("data/docker/registry/v2/repositories")
+            .join(repo)
+            .join("_layers")
+            .join(alg)
+            .join(hex)
+            .join("link");
+        std::fs::read_to_string(link).is_ok_and(|l| l == digest)
+    }
+
     /// `skopeo copy` a fixture ref into `repo:tag`, in `format` (oci or v2s2).
     pub fn push(&self, layout: &Path, reference: &str, repo_tag: &str, format: &str) {
         self.push_with(layout, reference, repo_tag, &["--format", format]);
@@ -362,6 +379,19 @@ fn a_pull_through_mirror_serves_a_digest_when_the_upstream_is_down() {
     let first = Root::new();
     let fetched = first.json(&["fetch", "--registries-conf", &conf, &point]);
     assert_matches(&fetched, &(digest.clone(), raw.clone()));
+    // It caches a blob after serving it, in the background, by downloading it from the
+    // upstream once more: right after the fetch some blobs may not be cached yet, and
+    // stopping the upstream then loses them (this test failed that way under CPU load,
+    // with berth falling back to the upstream). Wait until the mirror holds them all.
+    let blobs: Vec<&str> = std::iter::once(&fetched["config"])
+        .chain(fetched["layers"].as_array().unwrap())
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !blobs.iter().all(|d| mirror.stores_blob("app", d)) {
+        assert!(Instant::now() < deadline, "the mirror did not cache {blobs:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(upstream);
 
     // A new node, the upstream gone: the mirror alone serves it.

@@ -385,16 +385,18 @@ fn cgroup_limits_apply_and_the_cgroup_is_removed() {
         eprintln!("skipping cgroup_limits_apply_and_the_cgroup_is_removed: no usable cgroup hierarchy");
         return;
     }
-    // Print the cgroup, then let the test read the limits from the host while it runs.
+    // Print the cgroup, then wait (on stdin) while the test reads the limits from the
+    // host: a `sleep 1` there ended the container too soon under CPU load.
     let mut child = run_cmd(
         &r,
-        &["--pids-limit", "5", "--memory", "64m"],
-        &["sh", "-c", "cat /proc/self/cgroup; echo end; sleep 1"],
+        &["-i", "--pids-limit", "5", "--memory", "64m"],
+        &["sh", "-c", "cat /proc/self/cgroup; echo end; read done; exit 0"],
     )
-    .stdin(Stdio::null())
+    .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .spawn()
     .unwrap();
+    let stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut cgroups = Vec::new();
     for line in lines.by_ref() {
@@ -420,12 +422,14 @@ fn cgroup_limits_apply_and_the_cgroup_is_removed() {
     assert_eq!(std::fs::read_to_string(pids.join("pids.max")).unwrap().trim(), "5");
     let mem_file = if v2 { "memory.max" } else { "memory.limit_in_bytes" };
     assert_eq!(std::fs::read_to_string(memory.join(mem_file)).unwrap().trim(), (64u64 << 20).to_string());
+    drop(stdin);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(!pids.exists(), "{} left behind", pids.display());
     assert!(!memory.exists(), "{} left behind", memory.display());
 
-    // The limit bites: the sixth process cannot be forked.
-    let (_, out, err) = sh(&r, &["--pids-limit", "5"], "for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; echo started");
+    // The limit bites: the sixth process cannot be forked. The sleeps outlive the loop
+    // (they die with pid 1), however slowly it forks.
+    let (_, out, err) = sh(&r, &["--pids-limit", "5"], "for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done; echo started");
     assert!(err.contains("fork"), "no fork failure with --pids-limit 5: {out} {err}");
 }
 

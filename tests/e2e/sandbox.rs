@@ -2,7 +2,7 @@
 //! fetch with a clear error, and the same sandbox goes on serving good fetches.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth::cimd::DistributionPoint;
 use berth::fetch::{self, FetchError, FetchOptions};
@@ -60,12 +60,11 @@ fn assert_still_serves(s: &Setup) {
 #[test]
 fn a_handler_that_loops_forever_is_stopped_at_its_budget() {
     let s = setup();
-    let started = Instant::now();
+    // The budget fired (a budget that never fires would hang here, not pass); how soon
+    // is not asserted: wall time on a loaded machine says little.
     let err = provoke(&s, "spin", &options(Duration::from_millis(300), 64 << 20)).err().unwrap();
     assert!(matches!(err, FetchError::Sandbox(SandboxError::Timeout { .. })), "{err}");
     assert!(err.to_string().contains("time budget"), "{err}");
-    // Generous: the epoch ticks every 10 ms; this only catches a budget that never fires.
-    assert!(started.elapsed() < Duration::from_secs(20));
     assert_still_serves(&s);
 }
 

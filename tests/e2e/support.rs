@@ -312,3 +312,52 @@ pub fn layer_path(layout: &Path, reference: &str, n: usize) -> PathBuf {
 pub fn layout_arg(layout: &Path, reference: &str) -> String {
     format!("oci-layout:{}:{reference}", layout.display())
 }
+
+/// Pseudo-random bytes (xorshift from `seed`): layers of them neither compress nor dedup.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A layout `dir/layout` with one ref per `(name, data)`: a busybox layer, then one layer
+/// per number n in `data`, holding `/data/<n>` = `noise(n, bytes)`. The same number gives
+/// the same layer blob, so images share layers.
+pub fn data_layout(dir: &Path, images: &[(&str, &[u64])], bytes: usize) -> PathBuf {
+    std::fs::copy(busybox(), dir.join("busybox")).unwrap();
+    let umoci = |args: &[&str]| run_tool("umoci", args, dir);
+    umoci(&["init", "--layout", "layout"]);
+    for (name, data) in images {
+        let image = format!("layout:{name}");
+        umoci(&["new", "--image", &image]);
+        umoci(&["insert", "--image", &image, "busybox", "/bin/busybox"]);
+        for n in *data {
+            let file = dir.join(format!("data-{n}"));
+            if !file.exists() {
+                std::fs::write(&file, noise(*n, bytes)).unwrap();
+            }
+            umoci(&["insert", "--image", &image, &format!("data-{n}"), &format!("/data/{n}")]);
+        }
+    }
+    dir.join("layout")
+}
+
+/// What `cat /data/* | sha256sum` prints in an image of [`data_layout`] (n < 10, so the
+/// shell's order is numeric).
+pub fn data_sha256(data: &[u64], bytes: usize) -> String {
+    let mut sorted = data.to_vec();
+    sorted.sort_unstable();
+    let mut hasher = Sha256::new();
+    for n in sorted {
+        assert!(n < 10, "data numbers past 9 would not sort as numbers");
+        hasher.update(noise(n, bytes));
+    }
+    hex::encode(hasher.finalize())
+}

@@ -16,20 +16,15 @@ pub fn run(ctx: &Ctx, _args: GcArgs) -> anyhow::Result<ExitCode> {
         print_json(&collected)?;
     } else {
         print(&format!(
-            "removed {} blobs, {} snapshots, {} records of deleted renders and {} temporary files, freeing {}\n",
+            "removed {} blobs, {} snapshots, {} records of deleted renders, {} crashed containers and {} \
+             temporary files, freeing {}\n",
             collected.store.blobs_removed,
             collected.snapshots_removed,
             collected.render_records_removed,
+            collected.crashed_containers_removed,
             collected.store.temp_files_removed,
             human_size(collected.store.bytes_freed)
         ))?;
-        if !collected.containers_removed.is_empty() {
-            print(&format!(
-                "removed the leftovers of {} killed `berth run`s: {}\n",
-                collected.containers_removed.len(),
-                collected.containers_removed.join(", ")
-            ))?;
-        }
     }
     Ok(ExitCode::SUCCESS)
 }

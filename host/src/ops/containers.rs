@@ -5,8 +5,9 @@
 //! Glossary:
 //! - *live*: its lock is held: a `berth run` is using it (and holds the store shared).
 //! - *dead*: it has a `container.json` but nobody holds its lock: the `berth run` was
-//!   killed (SIGKILL, a crash) before it could unmount and remove the directory. `gc`
-//!   detaches its mounts and removes it.
+//!   killed (SIGKILL, a crash) before it could unmount and remove the directory (its
+//!   workload died with it). `gc` detaches its mounts and removes it
+//!   ([`crate::render::remove_crashed_containers`]).
 //! - *kept*: `run --keep` left its `upper/` (no `container.json`, no lock); gc leaves it.
 
 use std::fs::{File, OpenOptions};
@@ -17,7 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Error;
 use super::error::io;
-use crate::render;
 
 /// What `container.json` says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,18 +84,6 @@ pub fn containers(root: &Path) -> Vec<Found> {
     }
     found.sort_by(|a, b| a.info.name.cmp(&b.info.name));
     found
-}
-
-/// Detach the mounts of dead containers and remove their directories; returns their
-/// names. Only under the store's exclusive lock: no `berth run` is starting.
-pub(super) fn sweep_dead(root: &Path) -> Result<Vec<String>, Error> {
-    let mut swept = Vec::new();
-    for c in containers(root).into_iter().filter(|c| !c.live) {
-        render::detach_mounts_under(&c.dir)?;
-        std::fs::remove_dir_all(&c.dir).map_err(io("removing the dead container", &c.dir))?;
-        swept.push(c.info.name);
-    }
-    Ok(swept)
 }
 
 /// `name (image)` of each live container, for messages.

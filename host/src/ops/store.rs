@@ -13,15 +13,16 @@ pub struct Collected {
     pub store: GcReport,
     pub snapshots_removed: u64,
     pub render_records_removed: u64,
-    /// Dead containers (their `berth run` was killed) whose mounts and files went.
-    pub containers_removed: Vec<String>,
+    /// What killed `berth run`s left (their mounts and directories).
+    pub crashed_containers_removed: u64,
 }
 
 /// Remove blobs and layer snapshots no stored image needs, inventories of rendered trees
 /// that are gone, and leftovers of interrupted work.
 pub fn gc(ctx: &Context) -> Result<Collected, Error> {
     let store = ctx.open_store_to_remove()?;
-    let containers_removed = super::containers::sweep_dead(ctx.root())?;
+    // Every live run holds the store shared, so under this lock every container is dead.
+    let crashed_containers_removed = render::remove_crashed_containers(&store)?;
     let report = store.gc()?;
     let snapshots = render::remove_unused_snapshots(&store)?;
     let inventories = render::remove_stale_inventories(&store)?;
@@ -29,7 +30,7 @@ pub fn gc(ctx: &Context) -> Result<Collected, Error> {
         store: report,
         snapshots_removed: snapshots,
         render_records_removed: inventories,
-        containers_removed,
+        crashed_containers_removed,
     })
 }
 

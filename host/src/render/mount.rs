@@ -1,5 +1,10 @@
 //! The overlay rootfs: the image's snapshots as lower directories (top layer first),
 //! plus a fresh upper and work directory, mounted at `<dir>/rootfs`.
+//!
+//! `berth run IMAGE` keeps such a directory per container under `containers/<name>/`
+//! ([`containers_root`]) for as long as it holds the store's shared lock; on exit it
+//! removes all of it, or all but `upper/` with `--keep`. A run killed outright leaves
+//! its directory and its mount: [`remove_crashed_containers`] clears them.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -10,6 +15,40 @@ use rustix::mount::{MountFlags, UnmountFlags};
 use super::error::io;
 use super::{RenderError, RenderReport, Snapshotter, choose_snapshotter, ensure_snapshots};
 use crate::store::{Store, StoredImage};
+
+/// `containers/`: one directory per container of `berth run IMAGE`.
+pub fn containers_root(store: &Store) -> PathBuf {
+    store.root().join("containers")
+}
+
+/// Remove what crashed runs left under [`containers_root`]: a directory holding anything
+/// but a kept `upper/` (its rootfs, mounted or flattened, `work/`, a half-made render).
+/// Its overlay is detached first, so the removal cannot reach through it into `upper/`. The upper
+/// directory goes too: the run never finished, so `--keep` never applied. Call under the
+/// store's exclusive lock: every live run holds the shared one. Returns how many
+/// containers were removed.
+pub fn remove_crashed_containers(store: &Store) -> Result<u64, RenderError> {
+    let root = containers_root(store);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io("listing", &root)(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let dir = entry.map_err(io("listing", &root))?.path();
+        let names: Vec<std::ffi::OsString> = std::fs::read_dir(&dir)
+            .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect())
+            .map_err(io("listing", &dir))?;
+        if names.len() == 1 && names[0] == "upper" {
+            continue;
+        }
+        detach_mounts_under(&dir)?;
+        std::fs::remove_dir_all(&dir).map_err(io("removing", &dir))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
 
 /// A mounted overlay rootfs. Unmounted when dropped (lazily, so an open file in it
 /// cannot make the drop fail), or by [`MountedRootfs::unmount`] to see errors.

@@ -366,6 +366,8 @@ pub fn remove_unused_snapshots(store: &Store) -> Result<u64, RenderError> {
             continue;
         }
         if std::fs::symlink_metadata(&path).map_err(io("inspecting", &path))?.is_dir() {
+            // An EROFS probe killed while its image was mounted leaves the mount inside.
+            super::mount::detach_mounts_under(&path)?;
             remove_tree(&path)?;
         } else {
             std::fs::remove_file(&path).map_err(io("removing", &path))?;

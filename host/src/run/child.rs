@@ -53,7 +53,6 @@ steps!(
     Uid,
     Capabilities,
     Exec,
-    DeathSignal,
 );
 
 impl Step {
@@ -179,6 +178,10 @@ impl Plan {
 pub(super) struct ChildFds {
     /// The parent writes one byte once uid maps and cgroups are in place.
     pub sync_read: RawFd,
+    /// The parent's ends, which the child closes first: then a dead parent shows as EOF
+    /// on `sync_read` and as a pipe without readers on `error_write`.
+    pub sync_write: RawFd,
+    pub error_read: RawFd,
     /// Close-on-exec; a [`ChildFailure`] goes here.
     pub error_write: RawFd,
 }
@@ -469,7 +472,27 @@ pub(super) fn run(plan: &Plan, fds: &ChildFds) -> ! {
     unsafe { libc::_exit(127) }
 }
 
+/// Die with berth: a container must not outlive the `berth run` that supervises it (and
+/// whose shared store lock keeps its snapshots from `gc`), even when berth is killed
+/// outright. The kernel clears the setting when credentials change, so it is set again
+/// right before `execve`. False if the parent is gone already.
+fn die_with_parent(error_write: RawFd) -> bool {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0, 0, 0) };
+    // The parent reads the error pipe until execve: a pipe without readers polls as
+    // POLLERR, so a parent that died before the prctl is noticed here.
+    let mut pfd = libc::pollfd { fd: error_write, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: polling one pollfd on the stack, without waiting.
+    unsafe { libc::poll(&mut pfd, 1, 0) };
+    pfd.revents & libc::POLLERR == 0
+}
+
 fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<std::convert::Infallible, Fail> {
+    close(fds.sync_write);
+    close(fds.error_read);
+    if plan.die_with_parent && !die_with_parent(fds.error_write) {
+        return Err((Step::WaitParent, 1, libc::ESRCH));
+    }
     wait_for_parent(fds)?;
     if plan.user_namespace {
         become_namespace_root()?;
@@ -486,6 +509,10 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<std::convert::Infallibl
     set_up_stdio(plan)?;
     limit_process(plan)?;
     become_user(plan)?;
+    // setresuid/setresgid cleared the parent-death signal: set it again.
+    if plan.die_with_parent && !die_with_parent(fds.error_write) {
+        return Err((Step::WaitParent, 2, libc::ESRCH));
+    }
     exec(plan)
 }
 
@@ -625,12 +652,6 @@ fn become_user(plan: &Plan) -> Result<(), Fail> {
     }
     // SAFETY: a NUL-terminated path from the plan.
     check(unsafe { libc::chdir(plan.cwd.as_ptr()) }, Step::Workdir, 0)?;
-    if plan.die_with_parent {
-        // After the uid change, which clears the setting. berth is still there: it waits
-        // for the exec (or this child's failure) on the error pipe.
-        // SAFETY: prctl with integer arguments.
-        check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }, Step::DeathSignal, 0)?;
-    }
     Ok(())
 }
 

@@ -160,7 +160,6 @@ fn describe(failure: ChildFailure, plan: &Plan) -> String {
         Some(Step::Gid) => format!("switching to gid {}", plan.gid),
         Some(Step::Uid) => format!("switching to uid {}", plan.uid),
         Some(Step::Capabilities) => "setting the capabilities".into(),
-        Some(Step::DeathSignal) => "asking to die with berth (PR_SET_PDEATHSIG)".into(),
         Some(Step::Exec) | None => format!("step {}", failure.step),
     }
 }
@@ -309,7 +308,9 @@ fn kill_and_reap(pid: i32) {
 }
 
 /// Run `spec.process` in `spec.rootfs` inside new namespaces; wait for it and return how
-/// it ended. stdio is passed through (or relayed through a pty with `terminal`).
+/// it ended. stdio is passed through (or relayed through a pty with `terminal`). The
+/// container is killed if the calling thread ends first (`PR_SET_PDEATHSIG`), so nothing
+/// outlives its supervisor, even one killed outright.
 pub fn launch(spec: &RunSpec) -> Result<ExitStatus, RunError> {
     let meta =
         std::fs::metadata(&spec.rootfs).map_err(|e| RunError::Rootfs { path: spec.rootfs.clone(), source: e })?;
@@ -355,7 +356,12 @@ pub fn launch(spec: &RunSpec) -> Result<ExitStatus, RunError> {
     plan.null_stdin = null.as_ref().map(|n| n.as_raw_fd());
     let (sync_read, sync_write) = pipe()?;
     let (error_read, error_write) = pipe()?;
-    let fds = ChildFds { sync_read: sync_read.as_raw_fd(), error_write: error_write.as_raw_fd() };
+    let fds = ChildFds {
+        sync_read: sync_read.as_raw_fd(),
+        sync_write: sync_write.as_raw_fd(),
+        error_read: error_read.as_raw_fd(),
+        error_write: error_write.as_raw_fd(),
+    };
 
     let signals = BlockedSignals::block();
     let signalfd = signals.signalfd().map_err(|e| RunError::os("creating a signalfd", e))?;

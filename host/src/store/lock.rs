@@ -39,9 +39,14 @@ impl StoreLock {
     }
 
     /// Convert to exclusive without waiting; false if another process holds the lock.
-    /// The conversion is not atomic (flock(2)): after `false`, hold nothing for granted.
+    /// The conversion is not atomic (flock(2)): a failed one drops the shared lock, which
+    /// is then taken again (waiting, if an exclusive holder came in between).
     pub fn try_exclusive(&self) -> bool {
-        flock(&self.file, FlockOperation::NonBlockingLockExclusive).is_ok()
+        if flock(&self.file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            return true;
+        }
+        let _ = flock(&self.file, FlockOperation::LockShared);
+        false
     }
 
     /// Go back to shared after [`StoreLock::try_exclusive`].
@@ -73,5 +78,21 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(100));
         drop(x);
         assert_eq!(handle.join().unwrap(), 1, "the shared lock should have waited for the exclusive one");
+    }
+
+    /// Regression: a failed upgrade left the process holding no lock at all (Linux drops
+    /// the old lock before trying the new one), so gc could run under a live fetch.
+    #[test]
+    fn a_failed_upgrade_keeps_the_shared_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = StoreLock::acquire(dir.path(), LockMode::Shared, &mut || {}).unwrap();
+        let b = StoreLock::acquire(dir.path(), LockMode::Shared, &mut || {}).unwrap();
+        assert!(!a.try_exclusive(), "b holds it shared");
+        drop(b);
+        let c = StoreLock::acquire(dir.path(), LockMode::Shared, &mut || {}).unwrap();
+        assert!(!c.try_exclusive(), "a must still hold its shared lock");
+        drop(a);
+        assert!(c.try_exclusive());
+        c.downgrade();
     }
 }
