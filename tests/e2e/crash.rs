@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::registry::Registry;
 use crate::render::is_root;
-use crate::support::{Root, data_layout, data_sha256, sha256_hex};
+use crate::support::{Root, data_layout, data_sha256, mounts_under, sha256_hex};
 use crate::tree::{Compare, manifest};
 
 /// How big a campaign is.
@@ -422,18 +422,6 @@ fn temporary_snapshots(root: &Root) -> Vec<String> {
             .collect(),
         Err(_) => Vec::new(),
     }
-}
-
-/// Mount points under `dir`.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = format!("{}/", dir.display());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .map(String::from)
-        .collect()
 }
 
 fn unmount_all_under(dir: &Path) {

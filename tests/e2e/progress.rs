@@ -80,11 +80,12 @@ fn a_fetch_on_a_terminal_shows_a_bar_per_layer_with_rate_and_eta() {
     );
     let tmux = Tmux::start(&command);
     let short = &reg.layer_digest["sha256:".len().."sha256:".len() + 12];
-    let screen = wait_for("the layer's bar", || {
+    // The server sent 64 KiB and holds the rest: wait until the bar shows them.
+    let screen = wait_for("the layer's bar with the first 64 KiB", || {
         let s = tmux.screen();
-        s.contains(short).then_some(s)
+        s.lines().any(|l| l.contains(short) && l.contains(" KiB/")).then_some(s)
     });
-    let bar = screen.lines().find(|l| l.contains(short)).unwrap();
+    let bar = screen.lines().rev().find(|l| l.contains(short) && l.contains(" KiB/")).unwrap();
     assert!(bar.contains('[') && bar.contains("KiB") && bar.contains("eta"), "a bar with bytes, rate and eta: {bar}");
     assert!(screen.lines().any(|l| l.trim_start().starts_with("total")), "and a total: {screen}");
 

@@ -361,3 +361,15 @@ pub fn data_sha256(data: &[u64], bytes: usize) -> String {
     }
     hex::encode(hasher.finalize())
 }
+
+/// Mount points at or below `dir/`, as this process sees them.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(String::from)
+        .collect()
+}

@@ -32,9 +32,7 @@ pub fn render(
     inventory: bool,
     observer: Arc<dyn IngestObserver>,
 ) -> Result<Rendered, Error> {
-    let store = ctx.open_store(LockMode::Shared)?;
-    store.observe_layer_reads(observer);
-    let image = ctx.find_image(&store, input)?;
+    let (store, image) = image_to_unpack(ctx, input, observer)?;
     let digest = image.record.manifest.digest.clone();
     if overlay {
         let mut mounted = render::mount_rootfs(&store, &image, dir)
@@ -58,9 +56,7 @@ pub fn extract(
     inventory: bool,
     observer: Arc<dyn IngestObserver>,
 ) -> Result<Rendered, Error> {
-    let store = ctx.open_store(LockMode::Shared)?;
-    store.observe_layer_reads(observer);
-    let image = ctx.find_image(&store, input)?;
+    let (store, image) = image_to_unpack(ctx, input, observer)?;
     let digest = image.record.manifest.digest.clone();
     let report =
         render::extract(&store, &image, dir).doing(|| format!("extracting {digest} into {}", dir.display()))?;
@@ -69,6 +65,18 @@ pub fn extract(
         save_inventory(&store, &rootfs, &image)?;
     }
     Ok(Rendered { image: digest, rootfs, report, inventoried: inventory })
+}
+
+/// The store, watched by `observer` as layers are read, and the image `input` names.
+fn image_to_unpack(
+    ctx: &Context,
+    input: &str,
+    observer: Arc<dyn IngestObserver>,
+) -> Result<(Arc<Store>, StoredImage), Error> {
+    let store = ctx.open_store(LockMode::Shared)?;
+    store.observe_layer_reads(observer);
+    let image = ctx.find_image(&store, input)?;
+    Ok((store, image))
 }
 
 fn save_inventory(store: &Store, dir: &Path, image: &StoredImage) -> Result<(), Error> {
