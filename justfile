@@ -27,6 +27,8 @@ setup:
     command -v bzip2 >/dev/null || need+=(bzip2)
     command -v xz >/dev/null || need+=(xz-utils)
     command -v curl >/dev/null || need+=(curl)
+    command -v podman >/dev/null || need+=(podman)
+    command -v ctr >/dev/null || need+=(containerd)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq

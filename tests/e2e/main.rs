@@ -16,6 +16,7 @@ mod render;
 mod run;
 mod run_image;
 mod sandbox;
+mod serve;
 mod support;
 mod system;
 mod tree;
