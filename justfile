@@ -78,6 +78,6 @@ demo: build
     echo; echo "== berth fsck"
     $berth fsck
 
-# Benchmarks: berth vs skopeo on the same image, and the sandbox's start-up costs.
+# Benchmarks: berth vs skopeo, umoci, crun, runc and docker-registry (berth serve) on the same images; sandbox costs.
 bench: build
     bench/run.sh

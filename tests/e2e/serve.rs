@@ -403,11 +403,33 @@ fn manifests_and_blobs_carry_the_headers_the_spec_names() {
     let mount = http(a, "POST", &format!("/v2/other/blobs/uploads/?mount={layer}&from=app"), &[], b"");
     assert_eq!(mount.status, 201);
     assert_eq!(mount.header("location"), Some(format!("/v2/other/blobs/{layer}").as_str()));
-    // Referrers: an index, empty when nothing names the digest as its subject.
-    let refs = http(a, "GET", &format!("/v2/app/referrers/{digest}"), &[], b"");
-    assert_eq!(refs.header("content-type"), Some("application/vnd.oci.image.index.v1+json"));
-    let refs: serde_json::Value = serde_json::from_slice(&refs.body).unwrap();
-    assert_eq!(refs["manifests"], serde_json::json!([]));
+    // Referrers: an index, empty when nothing names the digest as its subject…
+    let referrers = |query: &str| {
+        let answer = http(a, "GET", &format!("/v2/app/referrers/{digest}{query}"), &[], b"");
+        assert_eq!(answer.header("content-type"), Some("application/vnd.oci.image.index.v1+json"));
+        let index: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+        (answer.header("oci-filters-applied").map(str::to_string), index["manifests"].clone())
+    };
+    assert_eq!(referrers("").1, serde_json::json!([]));
+    // …then listing a manifest pushed with that subject (the response says OCI-Subject).
+    let mut signed = crate::support::manifest_of(&f.layout, "single");
+    let size = crate::support::read_blob(&f.layout, &digest).len();
+    signed["subject"] =
+        serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size});
+    signed["artifactType"] = "application/vnd.example.signature".into();
+    signed["annotations"] = serde_json::json!({"org.example.signer": "ci"});
+    let bytes = serde_json::to_vec(&signed).unwrap();
+    let oci = ("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+    let pushed = http(a, "PUT", "/v2/app/manifests/signature", &[oci], &bytes);
+    assert_eq!(pushed.status, 201, "{}", String::from_utf8_lossy(&pushed.body));
+    assert_eq!(pushed.header("oci-subject"), Some(digest.as_str()));
+    let (filter, listed) = referrers("");
+    assert_eq!(filter, None);
+    assert_eq!(listed[0]["digest"], digest_of(&bytes).as_str());
+    assert_eq!(listed[0]["artifactType"], "application/vnd.example.signature");
+    assert_eq!(listed[0]["annotations"]["org.example.signer"], "ci");
+    let (filter, listed) = referrers("?artifactType=application/vnd.example.sbom");
+    assert_eq!((filter.as_deref(), listed), (Some("artifactType"), serde_json::json!([])));
 }
 
 /// A chunked push (POST, PATCH, PATCH, PUT) is verified like a fetched blob.

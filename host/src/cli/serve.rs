@@ -22,10 +22,10 @@ Names: a stored ref <registry>/<repository>:<tag> is served as repository
 <registry>/<repository>, with :PORT written _PORT and Docker Hub as docker.io:
   berth fetch oci://127.0.0.1:5000/app:v1   ->  127.0.0.1_5000/app:v1
   berth fetch docker://busybox              ->  docker.io/library/busybox:latest
-A name without a registry host (app, library/busybox) is what a mirror receives: it is
-looked up under localhost/ (where such names are pushed), then in the registry the
-request's ns= parameter names (berth and containerd send it), else the first
---pull-through upstream, else Docker Hub. Digests are served under any name.
+A name without a registry host (app, library/busybox) is what a mirror receives: with
+the ns= parameter berth and containerd send, it is that registry's; without, it is looked
+up under localhost/ (where such names are pushed), then in the first --pull-through
+upstream, else Docker Hub. Digests are served under any name.
 
 Examples:
   berth serve                                         # http://127.0.0.1:5050, read-write

@@ -144,7 +144,7 @@ pub async fn serve(registry: Arc<Registry>, listener: TcpListener, tls: Option<T
         .timer(TokioTimer::new())
         .header_read_timeout(limits.idle_timeout.min(Duration::from_secs(30)))
         .max_buf_size(1 << 20);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256).adaptive_window(true);
     let builder = Arc::new(builder);
     let mut served = Served::default();
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
@@ -237,4 +237,28 @@ pub fn own_mirrors(fetch: &FetchRequest, port: u16) -> Result<Vec<String>, Serve
         }
     }
     Ok(own)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors_that_are_this_server_are_found_by_port_and_local_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("registries.toml");
+        std::fs::write(
+            &conf,
+            "[[registry]]\nprefix = \"docker.io\"\n[[registry.mirror]]\nlocation = \"127.0.0.1:5050\"\n\
+             [[registry.mirror]]\nlocation = \"localhost:5050\"\n[[registry.mirror]]\nlocation = \"127.0.0.1:5051\"\n\
+             [[registry.mirror]]\nlocation = \"192.0.2.1:5050\"\n",
+        )
+        .unwrap();
+        let mut fetch = FetchRequest::default();
+        fetch.registry.registries_conf = Some(conf);
+        assert_eq!(own_mirrors(&fetch, 5050).unwrap(), ["127.0.0.1:5050", "localhost:5050"]);
+        fetch.registry.skip_mirrors = vec!["127.0.0.1:5050".into()];
+        let left = fetch.registry.registries().unwrap();
+        assert_eq!(left.registries[0].mirrors.len(), 3);
+    }
 }
