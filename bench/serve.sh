@@ -2,7 +2,9 @@
 # berth serve vs the CNCF distribution registry (Debian's docker-registry), the same
 # images served on loopback in the same run:
 #   - one large blob (1 GiB, an uncompressed layer): MB/s of one GET, median of RUNS,
-#     both servers warm (page cache; berth has verified the blob once);
+#     both servers warm (page cache; berth has verified the blob once), and the aggregate
+#     of STREAMS connections GETting it at once (the client splices bodies to /dev/null,
+#     so it costs next to nothing);
 #   - CLIENTS concurrent pulls (manifest, config, layers) of a multi-layer image, ROUNDS
 #     each: latency p50/p99/max and errors;
 #   - each server's peak RSS over the whole run.
@@ -12,6 +14,7 @@ set -euo pipefail
 RUNS=${RUNS:-7}
 CLIENTS=${CLIENTS:-64}
 ROUNDS=${ROUNDS:-3}
+STREAMS=${STREAMS:-8}
 BIG_MIB=${BIG_MIB:-1024}
 berth=${BERTH:-$PWD/target/release/berth}
 work=$PWD/target/bench/serve
@@ -114,24 +117,42 @@ layer=$(cat "$work/big/layer")
 echo "berth serve vs docker-registry $(docker-registry --version 2>/dev/null | awk '{print $NF}'), loopback, same images, same run"
 first=$(load blob "$baddr" "$bname/big" "$layer" 1)
 load blob "$raddr" big "$layer" 1 >/dev/null   # the registry's page cache warm too
-b=(); r=()
+# CPU time (user + system, clock ticks) a server spends while it serves.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+b=(); r=(); bticks=0; rticks=0
 for _ in $(seq "$RUNS"); do
-    b+=("$(load blob "$baddr" "$bname/big" "$layer" 1)")
-    r+=("$(load blob "$raddr" big "$layer" 1)")
+    t=$(cpu "$serve_pid"); b+=("$(load blob "$baddr" "$bname/big" "$layer" 1)"); bticks=$((bticks + $(cpu "$serve_pid") - t))
+    t=$(cpu "$registry_pid"); r+=("$(load blob "$raddr" big "$layer" 1)"); rticks=$((rticks + $(cpu "$registry_pid") - t))
+done
+bs=(); rs=()
+for _ in $(seq 3); do
+    bs+=("$(load streams "$baddr" "$bname/big" "$layer" "$STREAMS")")
+    rs+=("$(load streams "$raddr" big "$layer" "$STREAMS")")
 done
 bp=$(load pulls "$baddr" "$bname/multi" v1 "$CLIENTS" "$ROUNDS")
 rp=$(load pulls "$raddr" multi v1 "$CLIENTS" "$ROUNDS")
 rss() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 python3 - "$first" "$(printf '%s\n' "${b[@]}")" "$(printf '%s\n' "${r[@]}")" "$bp" "$rp" \
-    "$(rss "$serve_pid")" "$(rss "$registry_pid")" "$CLIENTS" "$ROUNDS" <<'EOF'
+    "$(rss "$serve_pid")" "$(rss "$registry_pid")" "$CLIENTS" "$ROUNDS" \
+    "$(printf '%s\n' "${bs[@]}")" "$(printf '%s\n' "${rs[@]}")" "$STREAMS" \
+    "$bticks" "$rticks" "$(getconf CLK_TCK)" <<'EOF'
 import json, statistics, sys
 first, b, r, bp, rp = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
 rate = lambda runs: statistics.median(json.loads(l)["mb_s"][0] for l in runs.splitlines())
 mb, mr = rate(b), rate(r)
 size = first["bytes"] / 2**20
-print(f"  one {size:.0f} MiB blob, median of {len(b.splitlines())} GETs:")
+print(f"  one {size:.0f} MiB blob, one connection, median of {len(b.splitlines())} GETs:")
 print(f"    berth serve      {mb:8.0f} MB/s   (first GET, hashed while served: {first['mb_s'][0]:.0f} MB/s)")
 print(f"    docker-registry  {mr:8.0f} MB/s   berth/registry {mb / mr:.2f}x")
+gib = len(b.splitlines()) * first["bytes"] / 2**30
+tick = int(sys.argv[15])
+cb, cr = int(sys.argv[13]) / tick / gib, int(sys.argv[14]) / tick / gib
+print(f"    server CPU per GiB sent: berth {cb * 1000:.0f} ms, docker-registry {cr * 1000:.0f} ms ({cr / cb:.2f}x)")
+agg = lambda runs: statistics.median(json.loads(l)["mb_s"] for l in runs.splitlines())
+sb, sr = agg(sys.argv[10]), agg(sys.argv[11])
+print(f"  the same blob on {sys.argv[12]} connections at once, aggregate, median of 3:")
+print(f"    berth serve      {sb:8.0f} MB/s")
+print(f"    docker-registry  {sr:8.0f} MB/s   berth/registry {sb / sr:.2f}x")
 clients, rounds = sys.argv[8], sys.argv[9]
 print(f"  {clients} concurrent pulls x {rounds} of a multi-layer image:")
 for name, p in (("berth serve", bp), ("docker-registry", rp)):

@@ -3,7 +3,9 @@
 //! little next to the server it measures.
 //!
 //! ```text
-//! serve_load blob  ADDR NAME DIGEST RUNS          one connection, RUNS GETs of one blob
+//! serve_load blob  ADDR NAME DIGEST RUNS          one connection, RUNS GETs of one blob,
+//!                                                 spliced to /dev/null (the client copies nothing)
+//! serve_load streams ADDR NAME DIGEST STREAMS     STREAMS connections GET it at once (spliced)
 //! serve_load pulls ADDR NAME TAG CLIENTS ROUNDS   CLIENTS threads, each pulling ROUNDS times
 //! ```
 //! A pull is what a client does: the manifest, then its config and every layer, over
@@ -28,8 +30,14 @@ impl Conn {
         Ok(Conn { reader: BufReader::with_capacity(1 << 16, stream), addr: addr.to_string(), buf: vec![0; 1 << 20] })
     }
 
-    /// GET `path`; the body is kept when `keep`, else counted and dropped.
+    /// GET `path`; the body is kept when `keep`, else counted and dropped: read into a
+    /// buffer, or with `discard_in_kernel` spliced to /dev/null without reaching user space
+    /// (what the server can send, not what a client can copy).
     fn get(&mut self, path: &str, keep: bool) -> std::io::Result<(u64, Vec<u8>)> {
+        self.get_with(path, keep, false)
+    }
+
+    fn get_with(&mut self, path: &str, keep: bool, discard_in_kernel: bool) -> std::io::Result<(u64, Vec<u8>)> {
         let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: {ACCEPT}\r\n\r\n", self.addr);
         self.reader.get_mut().write_all(req.as_bytes())?;
         let mut line = String::new();
@@ -52,6 +60,29 @@ impl Conn {
         let length = length.ok_or_else(|| std::io::Error::other(format!("{path}: no Content-Length")))?;
         let mut kept = Vec::new();
         let mut left = length;
+        if discard_in_kernel && !keep {
+            // What the header reads buffered already, then the rest socket -> pipe -> /dev/null.
+            let buffered = (self.reader.buffer().len() as u64).min(left);
+            self.reader.consume(buffered as usize);
+            left -= buffered;
+            let (pipe_r, pipe_w) = rustix::pipe::pipe()?;
+            // A bigger pipe moves more per splice (64 KiB by default).
+            let _ = rustix::pipe::fcntl_setpipe_size(&pipe_w, 1 << 20);
+            let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+            let flags = rustix::pipe::SpliceFlags::MOVE;
+            while left > 0 {
+                let want = left.min(1 << 20) as usize;
+                let n = rustix::pipe::splice(self.reader.get_ref(), None, &pipe_w, None, want, flags)?;
+                if n == 0 {
+                    return Err(std::io::Error::other(format!("{path}: body cut at {} of {length}", length - left)));
+                }
+                let mut moved = 0;
+                while moved < n {
+                    moved += rustix::pipe::splice(&pipe_r, None, &null, None, n - moved, flags)?;
+                }
+                left -= n as u64;
+            }
+        }
         while left > 0 {
             let want = self.buf.len().min(left as usize);
             let n = self.reader.read(&mut self.buf[..want])?;
@@ -95,7 +126,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let usage = "usage: serve_load blob ADDR NAME DIGEST RUNS | pulls ADDR NAME TAG CLIENTS ROUNDS";
+    let usage = "usage: serve_load blob ADDR NAME DIGEST RUNS | streams ADDR NAME DIGEST STREAMS | pulls ADDR NAME TAG CLIENTS ROUNDS";
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["blob", addr, name, digest, runs] => {
             let mut conn = Conn::open(addr).expect("connect");
@@ -103,10 +134,25 @@ fn main() {
             let mut size = 0;
             for _ in 0..runs.parse::<usize>().expect(usage) {
                 let start = Instant::now();
-                size = conn.get(&format!("/v2/{name}/blobs/{digest}"), false).expect("GET the blob").0;
+                size = conn.get_with(&format!("/v2/{name}/blobs/{digest}"), false, true).expect("GET the blob").0;
                 rates.push(size as f64 / start.elapsed().as_secs_f64() / 1e6);
             }
             println!("{}", serde_json::json!({ "bytes": size, "mb_s": rates }));
+        }
+        ["streams", addr, name, digest, streams] => {
+            let start = Instant::now();
+            let threads: Vec<_> = (0..streams.parse::<usize>().expect(usage))
+                .map(|_| {
+                    let (addr, path) = (addr.to_string(), format!("/v2/{name}/blobs/{digest}"));
+                    std::thread::spawn(move || Conn::open(&addr)?.get_with(&path, false, true).map(|(n, _)| n))
+                })
+                .collect();
+            let bytes: u64 =
+                threads.into_iter().map(|t| t.join().expect("a stream thread").expect("GET the blob")).sum();
+            println!(
+                "{}",
+                serde_json::json!({ "bytes": bytes, "mb_s": bytes as f64 / start.elapsed().as_secs_f64() / 1e6 })
+            );
         }
         ["pulls", addr, name, tag, clients, rounds] => {
             let (clients, rounds): (usize, usize) = (clients.parse().expect(usage), rounds.parse().expect(usage));

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use super::ServeError;
 use super::response::{self, Body};
+use super::sendfile::Slot;
 use super::state::Registry;
 use crate::store::{Digest, Hasher, StoreError};
 
@@ -87,6 +88,7 @@ pub async fn get(
     digest: &str,
     head: bool,
     range: Option<String>,
+    sendfile: Option<Arc<Slot>>,
 ) -> Result<Response<Body>, ServeError> {
     let digest = super::names::parse_digest(digest)?;
     let d = digest.clone();
@@ -128,15 +130,19 @@ pub async fn get(
                 .status(StatusCode::PARTIAL_CONTENT)
                 .header(CONTENT_RANGE, format!("bytes {}-{}/{size}", span.start, span.end));
             builder = builder.header(CONTENT_LENGTH, span.end - span.start + 1);
-            stream(registry.clone(), file, span.start, span.end + 1, None)
+            send(registry, sendfile, file, span.start, span.end + 1)
         }
         None if !verified && size <= SMALL_BLOB => {
             builder = builder.header(CONTENT_LENGTH, size);
             response::full(read_verified(registry, file, &digest).await?)
         }
+        None if !verified => {
+            builder = builder.header(CONTENT_LENGTH, size);
+            stream(registry.clone(), file, 0, size, Some(digest.clone()))
+        }
         None => {
             builder = builder.header(CONTENT_LENGTH, size);
-            stream(registry.clone(), file, 0, size, (!verified).then(|| digest.clone()))
+            send(registry, sendfile, file, 0, size)
         }
     };
     Ok(builder.body(body).expect("a valid response"))
@@ -188,6 +194,17 @@ async fn verify_whole(registry: &Arc<Registry>, file: File, digest: &Digest) -> 
             Ok(())
         })
         .await
+}
+
+/// Bytes `start..end` of a verified blob: with `sendfile` where the connection allows it.
+fn send(registry: &Arc<Registry>, sendfile: Option<Arc<Slot>>, file: File, start: u64, end: u64) -> Body {
+    if let Some(slot) = sendfile
+        && let Ok(copy) = file.try_clone()
+        && let Some(body) = super::sendfile::body(slot, copy, start, end)
+    {
+        return body;
+    }
+    stream(registry.clone(), file, start, end, None)
 }
 
 /// Stream bytes `start..end` of `file`; with `verify`, hash them and hold the last

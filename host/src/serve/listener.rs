@@ -24,6 +24,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use super::sendfile::{SendfileIo, Slot};
 use super::state::Registry;
 use super::{Event, ServeError, Served, routes};
 use crate::ops::FetchRequest;
@@ -143,7 +144,11 @@ pub async fn serve(registry: Arc<Registry>, listener: TcpListener, tls: Option<T
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.idle_timeout.min(Duration::from_secs(30)))
-        .max_buf_size(1 << 20);
+        .max_buf_size(1 << 20)
+        // Bodies are written from their own buffers, never copied: zero-copy blob
+        // bodies rely on it (sendfile.rs).
+        .writev(true)
+        .pipeline_flush(false);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256).adaptive_window(true);
     let builder = Arc::new(builder);
     let mut served = Served::default();
@@ -180,20 +185,24 @@ pub async fn serve(registry: Arc<Registry>, listener: TcpListener, tls: Option<T
         tokio::spawn(async move {
             let _permit = permit;
             let activity = Arc::new(Activity::new());
-            let io: Box<dyn Io> = match tls {
+            let (io, slot): (Box<dyn Io>, _) = match tls {
                 Some(acceptor) => match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => Box::new(stream),
+                    Ok(Ok(stream)) => (Box::new(stream), None),
                     Ok(Err(e)) => {
                         tracing::debug!("TLS handshake with {peer} failed: {e}");
                         return;
                     }
                     Err(_) => return,
                 },
-                None => Box::new(tcp),
+                None => {
+                    let slot = Arc::new(Slot::default());
+                    (Box::new(SendfileIo::new(tcp, slot.clone())), Some(slot))
+                }
             };
             let io = TokioIo::new(Watched { inner: io, activity: activity.clone() });
             let act = activity.clone();
-            let service = service_fn(move |request| routes::handle(registry.clone(), peer, act.clone(), request));
+            let service =
+                service_fn(move |request| routes::handle(registry.clone(), peer, act.clone(), slot.clone(), request));
             let connection = watcher.watch(builder.serve_connection(io, service).into_owned());
             tokio::select! {
                 result = connection => if let Err(e) = result {

@@ -41,6 +41,7 @@ mod names;
 mod pull;
 mod response;
 mod routes;
+mod sendfile;
 mod state;
 mod tls;
 mod uploads;

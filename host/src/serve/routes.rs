@@ -10,12 +10,13 @@ use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, USER_AGENT};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::access_log::{AccessEntry, Logged};
 use super::listener::Activity;
 use super::names::{RepoName, valid_registry};
 use super::response;
+use super::sendfile::Slot;
 use super::state::Registry;
 use super::{ServeError, blobs, manifests, uploads};
 
@@ -117,6 +118,7 @@ pub async fn handle(
     registry: Arc<Registry>,
     peer: SocketAddr,
     activity: Arc<Activity>,
+    sendfile: Option<Arc<Slot>>,
     request: Request<Incoming>,
 ) -> Result<Response<Logged>, Infallible> {
     let started = Instant::now();
@@ -125,16 +127,18 @@ pub async fn handle(
     let path = request.uri().path_and_query().map_or_else(|| request.uri().path().to_string(), |p| p.to_string());
     let user_agent = request.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
     let head = request.method() == Method::HEAD;
+    // Zero-copy bodies only where hyper writes the body bytes as they are: HTTP/1.x.
+    let sendfile = sendfile.filter(|_| request.version() <= Version::HTTP_11);
     let mut entry = AccessEntry::start(peer.to_string(), request.method().to_string(), path, user_agent);
     let result = match &registry.auth {
         Some(auth) => match auth.authenticate(request.headers().get(hyper::header::AUTHORIZATION)).await {
             Some(user) => {
                 entry.user = Some(user);
-                dispatch(&registry, request).await
+                dispatch(&registry, request, sendfile).await
             }
             None => Err(ServeError::Unauthorized),
         },
-        None => dispatch(&registry, request).await,
+        None => dispatch(&registry, request, sendfile).await,
     };
     let mut response = result.unwrap_or_else(|e| {
         if e.status_and_code().0.is_server_error() {
@@ -155,6 +159,7 @@ pub async fn handle(
 async fn dispatch(
     registry: &Arc<Registry>,
     request: Request<Incoming>,
+    sendfile: Option<Arc<Slot>>,
 ) -> Result<Response<response::Body>, ServeError> {
     let route = Route::parse(request.uri().path())?;
     let query = query(&request);
@@ -178,7 +183,7 @@ async fn dispatch(
         }
         Route::Blob(_, digest) if head || method == Method::GET => {
             let range = request.headers().get(hyper::header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
-            blobs::get(registry, &digest, head, range).await
+            blobs::get(registry, &digest, head, range, sendfile).await
         }
         Route::Uploads(name) if method == Method::POST => uploads::start(registry, &name, &query, request).await,
         Route::Upload(name, id) => match method {
