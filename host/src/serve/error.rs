@@ -90,8 +90,10 @@ pub enum ServeError {
     Body(#[source] hyper::Error),
     #[error("fetching {point} from the upstream: {message}")]
     Pull { point: String, message: String, kind: ErrorKind },
-    #[error("a blocking task of the server failed: {0}")]
-    Task(String),
+    #[error("a blocking task of the server failed")]
+    Task(#[source] tokio::task::JoinError),
+    #[error("the pull of {point} ended without an outcome")]
+    PullLost { point: String },
     #[error(transparent)]
     Ops(Box<ops::Error>),
     #[error(transparent)]
@@ -161,9 +163,14 @@ impl ServeError {
                 StoreError::Source { .. } => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
             },
-            Listen { .. } | File { .. } | Tls { .. } | Htpasswd { .. } | Upstream { .. } | Runtime(_) | Task(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
-            }
+            Listen { .. }
+            | File { .. }
+            | Tls { .. }
+            | Htpasswd { .. }
+            | Upstream { .. }
+            | Runtime(_)
+            | Task(_)
+            | PullLost { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         }
     }
 }
@@ -174,7 +181,7 @@ impl HasKind for ServeError {
         match self {
             Listen { .. } => ErrorKind::Unavailable,
             File { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-            File { .. } | Runtime(_) | Task(_) => ErrorKind::Io,
+            File { .. } | Runtime(_) | Task(_) | PullLost { .. } => ErrorKind::Io,
             Tls { .. } | Htpasswd { .. } | Upstream { .. } => ErrorKind::Usage,
             Unauthorized | ReadOnly => ErrorKind::Denied,
             Pull { kind, .. } => *kind,

@@ -47,7 +47,7 @@ impl Pulls {
         let outcome = rx
             .wait_for(Option::is_some)
             .await
-            .map_err(|_| ServeError::Task(format!("the pull of {key} ended without a result")))?
+            .map_err(|_| ServeError::PullLost { point: key.clone() })?
             .clone()
             .expect("waited for a result");
         outcome.map_err(|(message, kind)| ServeError::Pull { point: key, message, kind })

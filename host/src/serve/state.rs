@@ -107,7 +107,7 @@ impl Registry {
             f(&this, &store)
         })
         .await
-        .map_err(|e| ServeError::Task(e.to_string()))?
+        .map_err(ServeError::Task)?
     }
 
     pub fn is_verified(&self, digest: &Digest) -> bool {
