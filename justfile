@@ -28,6 +28,8 @@ setup:
     command -v xz >/dev/null || need+=(xz-utils)
     command -v curl >/dev/null || need+=(curl)
     command -v tmux >/dev/null || need+=(tmux)
+    command -v podman >/dev/null || need+=(podman)
+    command -v ctr >/dev/null || need+=(containerd)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq
@@ -132,7 +134,6 @@ demo: build
 # Not run by CI (about 30 minutes): the crash campaign over an 8-layer image (660 SIGKILLs of
 # fetch, render, run), eight processes on one store for 40 rounds, then the e2e suite twice
 # under `stress-ng --cpu 2` (installed if missing) to shake out timing flakes.
-# Long reliability campaigns: crash kills, eight processes on one store, the suite under load.
 soak: setup
     #!/usr/bin/env bash
     set -euo pipefail
@@ -149,6 +150,6 @@ soak: setup
         [ "$status" -eq 0 ] || exit "$status"
     done
 
-# Benchmarks: berth vs skopeo on the same image, and the sandbox's start-up costs.
+# Benchmarks: berth vs skopeo, umoci, crun, runc and docker-registry (berth serve) on the same images; sandbox costs.
 bench: build
     bench/run.sh

@@ -12,7 +12,8 @@
 //!          │        └── trust    (appc signatures; drop-in handler keys)
 //!          ├──> render ──> (snapshots, overlay or flattened rootfs) ──> run
 //!          ├──> policy   (before run)
-//!          └──> export   (store ──> OCI layout or archive)
+//!          ├──> export   (store ──> OCI layout or archive)
+//!          └──> serve    (store ──> the distribution API; push and pull-through call ops)
 //! ```
 //!
 //! - [`cimd`] names images (distribution points); [`store`] holds blobs, images and refs;
@@ -20,7 +21,7 @@
 //!   [`transport`] is the host side of the handler's I/O; [`trust`] decides whose
 //!   signatures count; [`policy`] runs policy components at each decision point;
 //!   [`render`] turns layers into a rootfs; [`run`] launches a process in one;
-//!   [`export`] writes stored images out.
+//!   [`export`] writes stored images out; [`serve`] is the store as a registry.
 //! - Errors: each subsystem has one error enum implementing [`HasKind`]; [`ops::Error`]
 //!   wraps them, and its [`ErrorKind`] is the process exit code.
 
@@ -32,6 +33,7 @@ pub mod policy;
 pub mod render;
 pub mod run;
 pub mod sandbox;
+pub mod serve;
 pub mod store;
 pub mod transport;
 pub mod trust;

@@ -20,6 +20,7 @@ mod render;
 mod run;
 mod run_image;
 mod sandbox;
+mod serve;
 mod support;
 mod system;
 mod tar_quirks;

@@ -373,3 +373,28 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// A TLS server certificate for `host` signed by a CA made here, as PEM files in `dir`.
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA certificate clients trust (e.g. as `certs.d/<host:port>/ca.crt`).
+    pub ca: PathBuf,
+}
+
+pub fn tls_files(dir: &Path, host: &str) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "berth test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec![host.to_string()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+    let files = TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem"), ca: dir.join("ca.pem") };
+    std::fs::write(&files.cert, leaf.pem()).unwrap();
+    std::fs::write(&files.key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&files.ca, ca_cert.pem()).unwrap();
+    files
+}

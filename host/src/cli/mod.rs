@@ -13,6 +13,7 @@ mod policy;
 mod progress;
 mod registry;
 mod run;
+mod serve;
 mod system;
 mod trust;
 
@@ -105,6 +106,8 @@ enum Command {
     Run(run::RunArgs),
     /// Write an OCI runtime bundle (config.json) that runc or crun run as `berth run` would.
     Bundle(run::BundleArgs),
+    /// Serve the store as an OCI distribution registry: pull, push, pull-through for other nodes.
+    Serve(serve::ServeArgs),
     /// The store as a whole: `df` shows where its space goes, `reset` removes it.
     #[command(subcommand)]
     System(system::SystemCommand),
@@ -171,6 +174,7 @@ pub fn main() -> ExitCode {
         Command::Trust(args) => trust::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Bundle(args) => run::bundle(&ctx, args),
+        Command::Serve(args) => serve::run(&ctx, args),
         Command::System(cmd) => system::run(&ctx, cmd),
         Command::Info(args) => info::run(&ctx, args),
         Command::Completion(args) => completion::completion(args),

@@ -57,6 +57,7 @@ impl RegistryArgs {
             registries_conf: self.registries_conf.clone(),
             plain_http: self.insecure(InsecureOption::Http),
             insecure_image: self.insecure(InsecureOption::Image),
+            skip_mirrors: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::policy::PolicyError;
 use crate::render::RenderError;
 use crate::run::RunError;
 use crate::sandbox::SandboxError;
+use crate::serve::ServeError;
 use crate::store::StoreError;
 use crate::transport::TransportError;
 use crate::trust::TrustError;
@@ -65,6 +66,9 @@ pub enum Error {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// Boxed: the server's error wraps operation errors in turn.
+    #[error(transparent)]
+    Serve(Box<ServeError>),
     /// An image another one needs (an appc dependency) cannot be removed alone.
     #[error("{image} is a dependency of {needed_by}, which renders on top of it: remove that image too (or first)")]
     NeededBy { image: String, needed_by: String },
@@ -105,12 +109,19 @@ impl HasKind for Error {
             Error::Sandbox(e) => e.kind(),
             Error::Transport(e) => e.kind(),
             Error::Trust(e) => e.kind(),
+            Error::Serve(e) => e.kind(),
             Error::NeededBy { .. } => ErrorKind::Usage,
             Error::NotLoggedIn { .. } => ErrorKind::NotFound,
             Error::InUse { .. } => ErrorKind::Unavailable,
             Error::Io { .. } => ErrorKind::Io,
             Error::Context { source, .. } => source.kind(),
         }
+    }
+}
+
+impl From<ServeError> for Error {
+    fn from(e: ServeError) -> Error {
+        Error::Serve(Box::new(e))
     }
 }
 

@@ -29,6 +29,9 @@ pub struct RegistryOptions {
     pub plain_http: bool,
     /// Store appc images without a valid signature from a trusted key.
     pub insecure_image: bool,
+    /// Mirror locations (`host[:port]`) to leave out of registries.toml: `berth serve`
+    /// names itself here, so that its pull-through fetches do not ask it again.
+    pub skip_mirrors: Vec<String>,
 }
 
 impl RegistryOptions {
@@ -40,14 +43,24 @@ impl RegistryOptions {
         }
     }
 
+    /// The registries configuration: `--registries-conf`, or the default files, without
+    /// the mirrors in `skip_mirrors`.
+    pub fn registries(&self) -> Result<RegistriesConfig, Error> {
+        let mut config = match &self.registries_conf {
+            Some(f) => RegistriesConfig::load(std::slice::from_ref(f))?,
+            None => RegistriesConfig::load(&registries::default_registries_files())?,
+        };
+        for registry in &mut config.registries {
+            registry.mirrors.retain(|m| !self.skip_mirrors.iter().any(|s| s.eq_ignore_ascii_case(&m.location)));
+        }
+        Ok(config)
+    }
+
     /// The HTTP client options these flags give.
     pub fn http_options(&self) -> Result<HttpOptions, Error> {
         let mut options = HttpOptions {
             credentials: Credentials::load(&self.auth_files())?,
-            registries: match &self.registries_conf {
-                Some(f) => RegistriesConfig::load(std::slice::from_ref(f))?,
-                None => RegistriesConfig::load(&registries::default_registries_files())?,
-            },
+            registries: self.registries()?,
             insecure_hosts: self.insecure_registries.clone(),
             plain_http: self.plain_http,
             ..HttpOptions::default()

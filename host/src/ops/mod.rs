@@ -24,6 +24,7 @@ mod policy;
 mod registry;
 mod render;
 mod run;
+mod serve;
 mod store;
 mod trust;
 
@@ -43,6 +44,7 @@ pub use policy::{EvalRequest, Evaluation, evaluate_policy};
 pub use registry::{LoginRequest, login, logout};
 pub use render::{Exported, Rendered, Verified, export, extract, render, verify};
 pub use run::{BundleRequest, ContainerOptions, Outcome, Ran, RunRequest, Target, bundle, capabilities, run_image};
+pub use serve::{PushedManifest, record_push, serve};
 pub use store::{Checked, Collected, Reset, fsck, gc, system_reset};
 pub use trust::{KeyReview, TrustAdd, Trusted, discover_keys, list_trusted_keys, remove_trusted_key, trust_keys};
 

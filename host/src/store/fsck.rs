@@ -2,6 +2,7 @@
 //! and report images that need a blob the store does not have.
 
 use std::fs;
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -38,10 +39,24 @@ impl FsckReport {
 }
 
 impl Store {
+    /// Move the blob stored as `digest`, whose bytes were found not to match it, to
+    /// `quarantine/<alg>-<hex>-<unix time>`: kept for inspection, never read as content
+    /// again. A rename, so a reader that opened it before keeps its descriptor. Safe under
+    /// the shared lock: no one may use bytes that do not match their name. Returns where
+    /// it went.
+    pub fn quarantine(&self, digest: &Digest) -> Result<PathBuf, StoreError> {
+        let quarantine = self.root.join("quarantine");
+        fs::create_dir_all(&quarantine).map_err(io("creating", &quarantine))?;
+        let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let dest = quarantine.join(format!("{}-{}-{stamp}", digest.algorithm().name(), digest.hex()));
+        let path = self.blobs.path(digest);
+        fs::rename(&path, &dest).map_err(io("quarantining", &path))?;
+        Ok(dest)
+    }
+
     /// Check every blob and image. Needs the exclusive lock (it moves corrupt blobs).
     pub fn fsck(&self) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
-        let quarantine = self.root.join("quarantine");
         for (path, digest) in self.blobs.list()? {
             let Some(digest) = digest else {
                 report.problems.push(Problem::StrayFile { path: path.display().to_string() });
@@ -51,10 +66,7 @@ impl Store {
             report.blobs_checked += 1;
             report.bytes_checked += size;
             if actual != digest {
-                fs::create_dir_all(&quarantine).map_err(io("creating", &quarantine))?;
-                let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let dest = quarantine.join(format!("{}-{}-{stamp}", digest.algorithm().name(), digest.hex()));
-                fs::rename(&path, &dest).map_err(io("quarantining", &path))?;
+                let dest = self.quarantine(&digest)?;
                 report.problems.push(Problem::Corrupt { digest, actual, quarantined_as: dest.display().to_string() });
             }
         }

@@ -7,7 +7,13 @@ use std::fs;
 use serde::Serialize;
 
 use super::error::io;
-use super::{Store, StoreError};
+use super::{Digest, Store, StoreError};
+
+/// The digest a registry point is pinned to (`cimd:docker:v=0:host/name:tag@sha256:…`).
+/// Other point types escape or forbid `@`, so only registry points have one.
+pub fn pinned_digest(point: &str) -> Option<Digest> {
+    point.rsplit_once('@').and_then(|(_, d)| d.parse().ok())
+}
 
 #[derive(Debug, Default, Serialize)]
 pub struct GcReport {
@@ -21,6 +27,9 @@ impl Store {
         let mut reachable = HashSet::new();
         for image in self.images()? {
             reachable.extend(image.record.blobs().map(|d| d.digest.clone()));
+            // A point pinned to a digest (`…:tag@sha256:…`) keeps the document it names,
+            // which may be an index above the image's manifest (`berth serve` serves it).
+            reachable.extend(image.refs.iter().filter_map(|r| pinned_digest(r)));
         }
         let mut report = GcReport::default();
         for (path, digest) in self.blobs.list()? {

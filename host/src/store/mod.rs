@@ -31,7 +31,7 @@ pub use db::{SCHEMA_VERSION, StoredImage};
 pub use digest::{Algorithm, Digest, Hasher};
 pub use error::StoreError;
 pub use fsck::{FsckReport, Problem};
-pub use gc::GcReport;
+pub use gc::{GcReport, pinned_digest};
 pub use lock::LockMode;
 pub use progress::{IngestObserver, NoProgress};
 pub use record::{Dependency, Descriptor, HandlerIdentity, ImageFormat, ImageRecord, Layer, Platform, RuntimeConfig};

@@ -186,6 +186,8 @@ impl HttpClient {
 
     /// The URLs to try for `url`: its registry's mirrors first (for digest-addressed
     /// requests, or all requests unless `mirror-by-digest-only`), then the URL itself.
+    /// A mirror's URL carries `ns=<registry>`, as containerd sends it: a mirror serving
+    /// several registries (`berth serve`) learns which one the path is relative to.
     pub fn endpoints(&self, url: &str) -> Result<Vec<Url>, TransportError> {
         let parsed = Url::parse(url).map_err(|source| TransportError::UrlSyntax { url: url.to_string(), source })?;
         if !matches!(parsed.scheme(), "https" | "http") {
@@ -208,6 +210,7 @@ impl HttpClient {
                         _ => (m.location.as_str(), None),
                     };
                     if mirrored.set_host(Some(host)).is_ok() && mirrored.set_port(port).is_ok() {
+                        mirrored.query_pairs_mut().append_pair("ns", &authority);
                         out.push(mirrored);
                     }
                 }
@@ -594,7 +597,7 @@ mod tests {
         let e = client.endpoints("https://r.io/v2/a/blobs/sha256:ab").unwrap();
         assert_eq!(
             e.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
-            ["https://m:5000/v2/a/blobs/sha256:ab", "https://r.io/v2/a/blobs/sha256:ab"]
+            ["https://m:5000/v2/a/blobs/sha256:ab?ns=r.io", "https://r.io/v2/a/blobs/sha256:ab"]
         );
         assert_eq!(client.endpoints("https://r.io/v2/a/manifests/v1").unwrap().len(), 1);
         assert!(matches!(client.endpoints("https://bad.io/v2/").unwrap_err(), TransportError::Blocked { .. }));
