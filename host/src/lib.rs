@@ -12,7 +12,8 @@
 //!          │        └── trust    (appc signatures; drop-in handler keys)
 //!          ├──> render ──> (snapshots, overlay or flattened rootfs) ──> run
 //!          ├──> policy   (before run)
-//!          └──> export   (store ──> OCI layout or archive)
+//!          ├──> export   (store ──> OCI layout or archive)
+//!          └──> runtime  (bundle config.json ──> run::create; the OCI runtime's verbs)
 //! ```
 //!
 //! - [`cimd`] names images (distribution points); [`store`] holds blobs, images and refs;
@@ -20,7 +21,8 @@
 //!   [`transport`] is the host side of the handler's I/O; [`trust`] decides whose
 //!   signatures count; [`policy`] runs policy components at each decision point;
 //!   [`render`] turns layers into a rootfs; [`run`] launches a process in one;
-//!   [`export`] writes stored images out.
+//!   [`export`] writes stored images out; [`runtime`] is berth as an OCI runtime
+//!   (`berth-runtime`, runc's command line) on top of [`run`].
 //! - Errors: each subsystem has one error enum implementing [`HasKind`]; [`ops::Error`]
 //!   wraps them, and its [`ErrorKind`] is the process exit code.
 
@@ -31,6 +33,7 @@ pub mod ops;
 pub mod policy;
 pub mod render;
 pub mod run;
+pub mod runtime;
 pub mod sandbox;
 pub mod store;
 pub mod transport;
