@@ -15,6 +15,7 @@ mod registry;
 mod render;
 mod run;
 mod run_image;
+mod runtime;
 mod sandbox;
 mod support;
 mod system;
