@@ -27,6 +27,10 @@ setup:
     command -v bzip2 >/dev/null || need+=(bzip2)
     command -v xz >/dev/null || need+=(xz-utils)
     command -v curl >/dev/null || need+=(curl)
+    command -v podman >/dev/null || need+=(podman)
+    command -v containerd >/dev/null || need+=(containerd)
+    command -v script >/dev/null || need+=(bsdutils)
+    pkg-config --exists libseccomp 2>/dev/null || need+=(libseccomp-dev pkg-config)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq
@@ -36,7 +40,8 @@ setup:
         rustup target list --installed | grep -qx "$target" || rustup target add "$target"
     done
 
-# Build the release binary target/release/berth, with its handler components embedded.
+# Build the release binaries: target/release/berth (handler components embedded) and
+# target/release/berth-runtime (the OCI runtime: runc's command line).
 build: setup
     cargo build --release -p berth
 
@@ -76,6 +81,7 @@ demo: build
     echo; echo "== berth fsck"
     $berth fsck
 
-# Benchmarks: berth vs skopeo on the same image, and the sandbox's start-up costs.
+# Benchmarks: berth vs skopeo/umoci/podman on the same images, the sandbox's start-up
+# costs, launch vs crun/runc, and berth-runtime vs crun/runc under podman (bench/runtime.sh).
 bench: build
     bench/run.sh

@@ -542,7 +542,20 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "-af", "-t", "0"]);
-        let _ = self.run(&["system", "reset", "-f"]);
+        let _ = self.run(&["rmi", "-af"]);
+        detach_mounts_under(self.dir.path());
+    }
+}
+
+/// Detach whatever is still mounted under `dir` (podman's and containerd's storage).
+fn detach_mounts_under(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = format!("{}/", dir.display());
+    let mut under: Vec<&str> =
+        mounts.lines().filter_map(|l| l.split_whitespace().nth(4)).filter(|m| m.starts_with(&prefix)).collect();
+    under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in under {
+        let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
     }
 }
 
@@ -684,11 +697,7 @@ impl Drop for Containerd {
         let _ = self.daemon.wait();
         // The shim keeps the runtime's state under its own root, named by our namespace.
         let _ = std::fs::remove_dir_all(format!("/run/containerd/runc/{}", self.namespace));
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let prefix = format!("{}/", self.dir.path().display());
-        for m in mounts.lines().filter_map(|l| l.split_whitespace().nth(4)).filter(|m| m.starts_with(&prefix)) {
-            let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
-        }
+        detach_mounts_under(self.dir.path());
     }
 }
 
