@@ -29,7 +29,9 @@ setup:
     command -v curl >/dev/null || need+=(curl)
     command -v tmux >/dev/null || need+=(tmux)
     command -v podman >/dev/null || need+=(podman)
-    command -v ctr >/dev/null || need+=(containerd)
+    command -v containerd >/dev/null || need+=(containerd)
+    command -v script >/dev/null || need+=(bsdutils)
+    pkg-config --exists libseccomp 2>/dev/null || need+=(libseccomp-dev pkg-config)
     if [ ${#need[@]} -gt 0 ]; then
         echo "installing ${need[*]}"
         $sudo apt-get update -qq
@@ -39,7 +41,8 @@ setup:
         rustup target list --installed | grep -qx "$target" || rustup target add "$target"
     done
 
-# Build the release binary target/release/berth, with its handler components embedded.
+# Build the release binaries: target/release/berth (handler components embedded) and
+# target/release/berth-runtime (the OCI runtime: runc's command line).
 build: setup
     cargo build --release -p berth
 
@@ -150,6 +153,8 @@ soak: setup
         [ "$status" -eq 0 ] || exit "$status"
     done
 
-# Benchmarks: berth vs skopeo, umoci, crun, runc and docker-registry (berth serve) on the same images; sandbox costs.
+# Benchmarks: berth vs skopeo/umoci/podman on the same images, the sandbox's start-up costs,
+# launch vs crun/runc, berth serve vs docker-registry (bench/serve.sh), and berth-runtime vs
+# crun/runc under podman (bench/runtime.sh).
 bench: build
     bench/run.sh

@@ -120,3 +120,6 @@ done
 for peer in crun runc; do
     [ -n "${med[$peer]:-}" ] && python3 -c "print(f'  ratio berth/$peer {${med[berth]}/${med[$peer]}:.2f}')"
 done
+
+echo
+bench/runtime.sh

@@ -13,7 +13,8 @@
 //!          ├──> render ──> (snapshots, overlay or flattened rootfs) ──> run
 //!          ├──> policy   (before run)
 //!          ├──> export   (store ──> OCI layout or archive)
-//!          └──> serve    (store ──> the distribution API; push and pull-through call ops)
+//!          ├──> serve    (store ──> the distribution API; push and pull-through call ops)
+//!          └──> runtime  (bundle config.json ──> run::create; the OCI runtime's verbs)
 //! ```
 //!
 //! - [`cimd`] names images (distribution points); [`store`] holds blobs, images and refs;
@@ -21,7 +22,9 @@
 //!   [`transport`] is the host side of the handler's I/O; [`trust`] decides whose
 //!   signatures count; [`policy`] runs policy components at each decision point;
 //!   [`render`] turns layers into a rootfs; [`run`] launches a process in one;
-//!   [`export`] writes stored images out; [`serve`] is the store as a registry.
+//!   [`export`] writes stored images out; [`serve`] is the store as a registry;
+//!   [`runtime`] is berth as an OCI runtime (`berth-runtime`, runc's command line) on top
+//!   of [`run`].
 //! - Errors: each subsystem has one error enum implementing [`HasKind`]; [`ops::Error`]
 //!   wraps them, and its [`ErrorKind`] is the process exit code.
 
@@ -32,6 +35,7 @@ pub mod ops;
 pub mod policy;
 pub mod render;
 pub mod run;
+pub mod runtime;
 pub mod sandbox;
 pub mod serve;
 pub mod store;

@@ -19,6 +19,7 @@ mod registry;
 mod render;
 mod run;
 mod run_image;
+mod runtime;
 mod sandbox;
 mod serve;
 mod support;

@@ -12,6 +12,7 @@ use crate::fetch::dropin::DropInError;
 use crate::policy::PolicyError;
 use crate::render::RenderError;
 use crate::run::RunError;
+use crate::runtime::RuntimeError;
 use crate::sandbox::SandboxError;
 use crate::serve::ServeError;
 use crate::store::StoreError;
@@ -56,6 +57,8 @@ pub enum Error {
     Render(#[from] RenderError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error(transparent)]
@@ -104,6 +107,7 @@ impl HasKind for Error {
             Error::DropIn(e) => e.kind(),
             Error::Render(e) => e.kind(),
             Error::Run(e) => e.kind(),
+            Error::Runtime(e) => e.kind(),
             Error::Export(e) => e.kind(),
             Error::Policy(e) => e.kind(),
             Error::Sandbox(e) => e.kind(),

@@ -70,6 +70,21 @@ pub enum RunError {
 
     #[error("cannot build the OCI runtime config")]
     OciSpec(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    #[error("cgroup: {what}")]
+    Cgroup {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The init exited before it reported that it was set up (killed from outside).
+    #[error("the container's init exited during setup")]
+    InitVanished,
+
+    /// What the caller of `create` does at a lifecycle point (its hooks) failed.
+    #[error(transparent)]
+    Lifecycle(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl HasKind for RunError {
@@ -86,9 +101,14 @@ impl HasKind for RunError {
             | RunError::VolumeSource { .. } => ErrorKind::NotFound,
             RunError::Exec { source, .. } if source.kind() == io::ErrorKind::NotFound => ErrorKind::NotFound,
             RunError::Exec { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => ErrorKind::Denied,
-            RunError::Exec { .. } | RunError::Setup { .. } | RunError::Os { .. } | RunError::Bundle { .. } => {
-                ErrorKind::Io
-            }
+            RunError::Cgroup { source, .. } if source.kind() == io::ErrorKind::Unsupported => ErrorKind::Invalid,
+            RunError::Exec { .. }
+            | RunError::Setup { .. }
+            | RunError::Os { .. }
+            | RunError::Bundle { .. }
+            | RunError::Cgroup { .. }
+            | RunError::InitVanished
+            | RunError::Lifecycle(_) => ErrorKind::Io,
             RunError::OciSpec(_) => ErrorKind::Invalid,
         }
     }

@@ -6,65 +6,22 @@
 //! here first (see `child.rs`).
 
 use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::io::{self, Write as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
 
 use super::cgroup::Cgroup;
-use super::child::{self, ChildFailure, ChildFds, Plan, Step};
+use super::child::{self, ChildFailure, ChildFds, HookPlan, MOUNTED, Plan, READY, Step};
+use super::container::{Container, FsEntry, Hook, IdMap, IdMaps, Mount, NamespaceKind, RootReadOnly, TargetKind};
 use super::mounts::{self, ContainerFiles};
 use super::spec::DEFAULT_PATH;
-use super::{ExitStatus, Network, RunError, RunSpec, UserNamespace, caps};
+use super::{ExitStatus, RunError, RunSpec, caps};
 
 /// Signals berth passes on to the container's pid 1 (SIGWINCH resizes the pty instead,
 /// when there is one; the kernel then signals the terminal's foreground group).
 const FORWARDED: &[libc::c_int] =
     &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
-
-/// One line of `/proc/PID/uid_map` or `gid_map`.
-#[derive(Debug, Clone, Copy)]
-struct IdMap {
-    container: u32,
-    host: u32,
-    count: u32,
-}
-
-/// The user namespace berth creates, if any.
-#[derive(Debug, Clone, Copy)]
-struct UserMaps {
-    uid: IdMap,
-    gid: IdMap,
-    /// Rootless: `setgroups` must be denied before an unprivileged gid_map write.
-    deny_setgroups: bool,
-}
-
-fn user_maps(spec: &RunSpec) -> Result<Option<UserMaps>, RunError> {
-    let euid = rustix::process::geteuid().as_raw();
-    let egid = rustix::process::getegid().as_raw();
-    let user = &spec.process.user;
-    match spec.user_namespace {
-        UserNamespace::Auto if euid == 0 => Ok(None),
-        UserNamespace::Auto => {
-            if user.uid != 0 || user.gid != 0 {
-                return Err(RunError::UnmappedUser { uid: user.uid, gid: user.gid });
-            }
-            Ok(Some(UserMaps {
-                uid: IdMap { container: 0, host: euid, count: 1 },
-                gid: IdMap { container: 0, host: egid, count: 1 },
-                deny_setgroups: true,
-            }))
-        }
-        UserNamespace::Private { .. } if euid != 0 => Err(RunError::PrivateUsersNeedRoot),
-        UserNamespace::Private { host_base, count } => {
-            let unmapped = |id: u32| id >= count;
-            if unmapped(user.uid) || unmapped(user.gid) || user.additional_gids.iter().any(|g| unmapped(*g)) {
-                return Err(RunError::UnmappedUser { uid: user.uid, gid: user.gid });
-            }
-            let map = IdMap { container: 0, host: host_base, count };
-            Ok(Some(UserMaps { uid: map, gid: map, deny_setgroups: false }))
-        }
-    }
-}
 
 fn cstring(text: &str, what: &'static str) -> Result<CString, RunError> {
     CString::new(text).map_err(|_| RunError::BadOption {
@@ -87,72 +44,109 @@ fn exec_candidates(program: &str, env: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn build_plan(spec: &RunSpec, files: &ContainerFiles, maps: Option<&UserMaps>) -> Result<Plan, RunError> {
-    let p = &spec.process;
+fn hook_plan(hook: &Hook) -> Result<HookPlan, RunError> {
+    let path = hook.path.to_string_lossy();
+    let args = if hook.args.is_empty() { vec![path.to_string()] } else { hook.args.clone() };
+    Ok(HookPlan {
+        path: cstring(&path, "hook path")?,
+        argv: args.iter().map(|a| cstring(a, "hook args")).collect::<Result<_, _>>()?,
+        envp: hook.env.iter().map(|e| cstring(e, "hook env")).collect::<Result<_, _>>()?,
+        argv_ptrs: Vec::new(),
+        envp_ptrs: Vec::new(),
+        timeout_ms: hook.timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32),
+    })
+}
+
+fn build_plan(c: &Container, detached: bool, terminal: Option<&Path>) -> Result<Plan, RunError> {
+    let p = &c.process;
+    let mut fs = c.fs.clone();
+    if let Some(tty) = terminal.filter(|_| c.dev_console) {
+        let mut console = Mount::new("/dev/console", TargetKind::File);
+        console.source = Some(tty.to_path_buf());
+        console.flags = libc::MS_BIND;
+        console.optional = true;
+        fs.push(FsEntry::Mount(console));
+    }
     let mut plan = Plan {
-        rootfs: CString::new(spec.rootfs.as_os_str().as_bytes()).map_err(|_| RunError::BadOption {
+        rootfs: CString::new(c.rootfs.as_os_str().as_bytes()).map_err(|_| RunError::BadOption {
             option: "--rootfs",
-            value: spec.rootfs.display().to_string(),
+            value: c.rootfs.display().to_string(),
             expected: "no NUL bytes",
         })?,
-        hostname: cstring(&spec.hostname, "--hostname")?,
-        mounts: mounts::mount_plan(spec, files, maps.is_some())?,
-        symlinks: mounts::symlink_plan(),
-        read_only: spec.read_only,
-        loopback: spec.network == Network::None,
-        user_namespace: maps.is_some(),
+        root_propagation: c.root_propagation,
+        read_only: c.root_read_only,
+        hostname: c.hostname.as_deref().map(|h| cstring(h, "--hostname")).transpose()?,
+        domainname: c.domainname.as_deref().map(|d| cstring(d, "domainname")).transpose()?,
+        cgroup_namespace: c.namespaces.creates(NamespaceKind::Cgroup),
+        fs: mounts::fs_plan(&fs)?,
+        loopback: c.namespaces.creates(NamespaceKind::Network),
+        user_namespace: c.id_maps.is_some(),
+        pause_after_mounts: c.pause_after_mounts,
         cwd: cstring(&p.cwd, "--workdir")?,
         uid: p.user.uid,
         gid: p.user.gid,
         groups: p.user.additional_gids.clone(),
-        set_groups: !maps.is_some_and(|m| m.deny_setgroups),
-        capabilities: spec.capabilities.iter().filter(|c| **c < 64).fold(0u64, |m, c| m | (1 << c)),
+        set_groups: !c.id_maps.as_ref().is_some_and(|m| m.deny_setgroups),
+        umask: c.umask,
+        capabilities: c.capabilities,
         last_capability: caps::last_capability(),
-        rlimits: spec
-            .rlimits
-            .iter()
-            .map(|r| (r.resource, libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard }))
-            .collect(),
+        rlimits: c.rlimits.iter().map(|r| (r.resource, libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard })).collect(),
         no_new_privileges: p.no_new_privileges,
         // `berth run` is the container's only keeper: if it is killed (SIGKILL, where it
         // cannot forward anything), the container goes too, rather than run on unowned
-        // while gc reclaims its rootfs.
-        die_with_parent: true,
+        // while gc reclaims its rootfs. A runtime's container (`detached`) outlives `create`.
+        die_with_parent: !detached,
+        apparmor_exec: c.apparmor_profile.as_deref().map(|a| cstring(&format!("exec {a}"), "apparmor")).transpose()?,
+        personality: c.personality,
+        seccomp: c.seccomp.clone(),
         exec_candidates: exec_candidates(&p.args[0], &p.env)
             .iter()
             .map(|c| cstring(c, "command"))
             .collect::<Result<_, _>>()?,
+        check_exec: detached,
         argv: p.args.iter().map(|a| cstring(a, "command")).collect::<Result<_, _>>()?,
         envp: p.env.iter().map(|e| cstring(e, "--env")).collect::<Result<_, _>>()?,
         argv_ptrs: Vec::new(),
         envp_ptrs: Vec::new(),
         tty: None,
         null_stdin: None,
+        exec_fifo: None,
+        start_hooks: c.start_hooks.iter().map(hook_plan).collect::<Result<_, _>>()?,
+        hook_state: None,
+        close_from: 3 + c.preserve_fds,
     };
     plan.seal();
     Ok(plan)
 }
 
 fn describe(failure: ChildFailure, plan: &Plan) -> String {
-    let mount = |i: u32| plan.mounts.get(i as usize).map_or("?", |m| m.display.as_str());
+    let at = |i: u32| plan.fs.get(i as usize).map_or("?", |op| op.display.as_str());
     match Step::from_u32(failure.step) {
         Some(Step::WaitParent) => "waiting for berth".into(),
+        Some(Step::CgroupNamespace) => "creating the cgroup namespace".into(),
         Some(Step::Hostname) => "setting the hostname".into(),
-        Some(Step::MakePrivate) => "making the mounts private".into(),
+        Some(Step::Domainname) => "setting the domain name".into(),
+        Some(Step::MakePrivate) => "setting the propagation of the mounts".into(),
         Some(Step::BindRootfs) => "bind-mounting the rootfs onto itself".into(),
         Some(Step::OpenRootfs) => "opening the rootfs".into(),
         Some(Step::RootfsReadOnly) => "making the rootfs read-only".into(),
-        Some(Step::MountPoint) if plan.read_only => {
-            format!("mount point {} is missing and the rootfs is read-only", mount(failure.index))
+        Some(Step::MountPoint) if plan.read_only == RootReadOnly::BeforeMounts => {
+            format!("mount point {} is missing and the rootfs is read-only", at(failure.index))
         }
-        Some(Step::MountPoint) => format!("creating the mount point {} in the rootfs", mount(failure.index)),
-        Some(Step::Mount) => format!("mounting {}", mount(failure.index)),
-        Some(Step::RemountReadOnly) => format!("making {} read-only", mount(failure.index)),
-        Some(Step::Symlink) => "creating the /dev symlinks".into(),
+        Some(Step::MountPoint) => format!("creating the mount point {} in the rootfs", at(failure.index)),
+        Some(Step::Mount) => format!("mounting {}", at(failure.index)),
+        Some(Step::RemountReadOnly) => format!("remounting {} with its flags", at(failure.index)),
+        Some(Step::Propagation) => format!("setting the propagation of {}", at(failure.index)),
+        Some(Step::Symlink) => format!("creating the symlink {}", at(failure.index)),
+        Some(Step::Device) => format!("creating the device {}", at(failure.index)),
+        Some(Step::Sysctl) => format!("writing the sysctl {}", at(failure.index)),
+        Some(Step::Mask) => format!("masking {}", at(failure.index)),
         Some(Step::Loopback) => "bringing up the loopback interface".into(),
         Some(Step::PivotRoot) => "pivot_root into the rootfs".into(),
         Some(Step::Workdir) => format!("changing to the working directory {:?}", plan.cwd),
         Some(Step::Stdio) => "setting up stdin/stdout/stderr".into(),
+        Some(Step::AppArmor) => "setting the AppArmor profile".into(),
+        Some(Step::Personality) => "setting the personality".into(),
         Some(Step::Rlimit) => format!("setting rlimit #{}", failure.index),
         Some(Step::NoNewPrivs) => "setting no_new_privs".into(),
         Some(Step::BoundingSet) => format!("dropping capability {} from the bounding set", failure.index),
@@ -160,6 +154,9 @@ fn describe(failure: ChildFailure, plan: &Plan) -> String {
         Some(Step::Gid) => format!("switching to gid {}", plan.gid),
         Some(Step::Uid) => format!("switching to uid {}", plan.uid),
         Some(Step::Capabilities) => "setting the capabilities".into(),
+        Some(Step::Seccomp) => "loading the seccomp filter".into(),
+        Some(Step::WaitStart) => "waiting for start".into(),
+        Some(Step::StartHook) => format!("running startContainer hook #{}", failure.index),
         Some(Step::Exec) | None => format!("step {}", failure.step),
     }
 }
@@ -266,8 +263,9 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError::os("creating a pipe", e.into()))
 }
 
-/// A pty from the host's devpts: (master, slave).
-fn open_pty() -> Result<(OwnedFd, OwnedFd), RunError> {
+/// A pty from the host's devpts: (master, slave, the slave's path). The size is
+/// `size` (rows, columns), else that of berth's own terminal.
+fn open_pty(size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd, PathBuf), RunError> {
     use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
     let err = |e: rustix::io::Errno| RunError::os("allocating a pseudo-terminal", e.into());
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).map_err(err)?;
@@ -280,22 +278,28 @@ fn open_pty() -> Result<(OwnedFd, OwnedFd), RunError> {
         rustix::fs::Mode::empty(),
     )
     .map_err(err)?;
-    for fd in [io::stdin().as_fd(), io::stdout().as_fd()] {
-        if let Ok(size) = rustix::termios::tcgetwinsize(fd) {
-            let _ = rustix::termios::tcsetwinsize(&slave, size);
-            break;
+    if let Some((rows, cols)) = size {
+        let size = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let _ = rustix::termios::tcsetwinsize(&slave, size);
+    } else {
+        for fd in [io::stdin().as_fd(), io::stdout().as_fd()] {
+            if let Ok(size) = rustix::termios::tcgetwinsize(fd) {
+                let _ = rustix::termios::tcsetwinsize(&slave, size);
+                break;
+            }
         }
     }
-    Ok((master, slave))
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()));
+    Ok((master, slave, path))
 }
 
-fn write_maps(pid: i32, maps: &UserMaps) -> io::Result<()> {
-    let line = |m: IdMap| format!("{} {} {}\n", m.container, m.host, m.count);
+fn write_maps(pid: i32, maps: &IdMaps) -> io::Result<()> {
+    let lines = |m: &[IdMap]| m.iter().map(|m| format!("{} {} {}\n", m.container, m.host, m.count)).collect::<String>();
     if maps.deny_setgroups {
         std::fs::write(format!("/proc/{pid}/setgroups"), "deny")?;
     }
-    std::fs::write(format!("/proc/{pid}/uid_map"), line(maps.uid))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), line(maps.gid))
+    std::fs::write(format!("/proc/{pid}/uid_map"), lines(&maps.uid))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), lines(&maps.gid))
 }
 
 fn kill_and_reap(pid: i32) {
@@ -307,40 +311,181 @@ fn kill_and_reap(pid: i32) {
     }
 }
 
+/// The calling thread inside the namespaces the container joins, for the clone; its own
+/// namespaces again when dropped. setns affects only the calling thread, and the child
+/// of a clone is born in the namespaces of the thread that made it. A pid namespace is
+/// entered for children only (`pid_for_children`).
+struct JoinedNamespaces {
+    /// (kind, this thread's own namespace) to return to.
+    saved: Vec<(NamespaceKind, OwnedFd)>,
+}
+
+impl JoinedNamespaces {
+    fn enter(join: &[(NamespaceKind, PathBuf)]) -> Result<JoinedNamespaces, RunError> {
+        let mut joined = JoinedNamespaces { saved: Vec::new() };
+        for (kind, path) in join {
+            let open = |p: &Path| {
+                rustix::fs::open(p, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+            };
+            let target =
+                open(path).map_err(|e| RunError::os(format!("opening the namespace {}", path.display()), e.into()))?;
+            let own_path = format!("/proc/thread-self/ns/{}", kind.proc_name());
+            let own = open(Path::new(&own_path)).map_err(|e| RunError::os(format!("opening {own_path}"), e.into()))?;
+            // SAFETY: setns on a namespace descriptor with its matching type.
+            if unsafe { libc::setns(target.as_raw_fd(), kind.clone_flag()) } < 0 {
+                return Err(RunError::os(
+                    format!("joining the namespace {}", path.display()),
+                    io::Error::last_os_error(),
+                ));
+            }
+            joined.saved.push((*kind, own));
+        }
+        Ok(joined)
+    }
+}
+
+impl Drop for JoinedNamespaces {
+    fn drop(&mut self) {
+        for (kind, own) in self.saved.drain(..).rev() {
+            // SAFETY: returning to this thread's own namespace.
+            unsafe { libc::setns(own.as_raw_fd(), kind.clone_flag()) };
+        }
+    }
+}
+
+/// What the caller of [`create`] does at the lifecycle points that need it (the OCI
+/// runtime's hooks). Errors end the creation.
+pub trait Lifecycle {
+    /// The container's mounts are made and its init waits before `pivot_root` (only
+    /// with [`Container::pause_after_mounts`]).
+    fn mounted(&mut self, pid: i32) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+    /// What the startContainer hooks read on stdin (the OCI state JSON).
+    fn hook_state(&mut self, pid: i32) -> Vec<u8>;
+}
+
+/// A created container: its init waits on the exec FIFO until `start`.
+#[derive(Debug)]
+pub struct Created {
+    /// The init's pid (in berth's pid namespace).
+    pub pid: i32,
+    /// The pty master, when the process has a terminal (the slave is the init's).
+    pub terminal: Option<OwnedFd>,
+    /// The slave's path on the host, e.g. `/dev/pts/3`.
+    pub terminal_path: Option<PathBuf>,
+    /// The cgroup directories; they outlive this process and are the caller's to remove.
+    pub cgroup_dirs: Vec<PathBuf>,
+}
+
+/// How the caller waits: in the foreground (`berth run`), or not at all (`create`).
+enum Mode<'a> {
+    Foreground,
+    Detached { exec_fifo: RawFd, lifecycle: &'a mut dyn Lifecycle },
+}
+
+/// A child set up and, in the foreground, exec'd; detached, waiting on its FIFO.
+struct Spawned {
+    pid: i32,
+    master: Option<OwnedFd>,
+    pty_path: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+}
+
 /// Run `spec.process` in `spec.rootfs` inside new namespaces; wait for it and return how
 /// it ended. stdio is passed through (or relayed through a pty with `terminal`). The
 /// container is killed if the calling thread ends first (`PR_SET_PDEATHSIG`), so nothing
 /// outlives its supervisor, even one killed outright.
 pub fn launch(spec: &RunSpec) -> Result<ExitStatus, RunError> {
-    let meta =
-        std::fs::metadata(&spec.rootfs).map_err(|e| RunError::Rootfs { path: spec.rootfs.clone(), source: e })?;
+    check_rootfs(&spec.rootfs)?;
+    let files = ContainerFiles::create(spec)?;
+    let container = spec.container(&files)?;
+    let signals = BlockedSignals::block();
+    let signalfd = signals.signalfd().map_err(|e| RunError::os("creating a signalfd", e))?;
+    let spawned = spawn(&container, Mode::Foreground)?;
+    let status = supervise(spawned.pid, &signalfd, spawned.master.as_ref(), spec.process.stdin)?;
+    drop(signals);
+    drop(spawned);
+    drop(files);
+    Ok(status)
+}
+
+/// Set up `container` and leave its init waiting before `execve` until a byte arrives on
+/// `exec_fifo` (a FIFO opened read-write, which the init inherits); return once it is
+/// waiting. The init outlives this process, which is not its parent for long: it is
+/// reparented to the nearest subreaper (podman's conmon, containerd's shim).
+pub fn create(
+    container: &Container,
+    exec_fifo: BorrowedFd<'_>,
+    lifecycle: &mut dyn Lifecycle,
+) -> Result<Created, RunError> {
+    check_rootfs(&container.rootfs)?;
+    let _signals = BlockedSignals::block();
+    let mut spawned = spawn(container, Mode::Detached { exec_fifo: exec_fifo.as_raw_fd(), lifecycle })?;
+    Ok(Created {
+        pid: spawned.pid,
+        terminal: spawned.master.take(),
+        terminal_path: spawned.pty_path.take(),
+        cgroup_dirs: spawned.cgroup.take().map(Cgroup::into_dirs).unwrap_or_default(),
+    })
+}
+
+/// An error and its sources, for a warning line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn check_rootfs(rootfs: &Path) -> Result<(), RunError> {
+    let meta = std::fs::metadata(rootfs).map_err(|e| RunError::Rootfs { path: rootfs.to_path_buf(), source: e })?;
     if !meta.is_dir() {
         return Err(RunError::Rootfs {
-            path: spec.rootfs.clone(),
+            path: rootfs.to_path_buf(),
             source: io::Error::from(io::ErrorKind::NotADirectory),
         });
     }
-    if spec.process.args.is_empty() {
+    Ok(())
+}
+
+/// Read one record (or EOF: `None`) from the child's error pipe.
+fn read_record(error_read: &OwnedFd) -> Option<ChildFailure> {
+    let mut record = [0u8; ChildFailure::SIZE];
+    let mut got = 0;
+    while got < record.len() {
+        match rustix::io::read(error_read, &mut record[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+    (got == record.len()).then(|| ChildFailure::from_bytes(&record))
+}
+
+fn spawn(container: &Container, mut mode: Mode<'_>) -> Result<Spawned, RunError> {
+    if container.process.args.is_empty() {
         return Err(RunError::NoCommand);
     }
-    let maps = user_maps(spec)?;
-    let files = ContainerFiles::create(spec)?;
-    let mut plan = build_plan(spec, &files, maps.as_ref())?;
+    let detached = matches!(mode, Mode::Detached { .. });
+    let pty = if container.process.terminal { Some(open_pty(container.console_size)?) } else { None };
+    let mut plan = build_plan(container, detached, pty.as_ref().map(|(_, _, path)| path.as_path()))?;
 
-    let cgroup = if spec.resources.is_empty() {
-        None
-    } else {
-        match Cgroup::create(&spec.name, &spec.resources) {
+    let cgroup = match &container.cgroup {
+        None => None,
+        Some(request) => match Cgroup::create(request) {
             Ok(cg) => Some(cg),
-            Err(reason) => {
-                tracing::warn!("running without cgroup limits: {reason}");
+            Err(e) if request.best_effort => {
+                tracing::warn!("running without cgroup limits: {}", chain(&e));
                 None
             }
-        }
+            Err(e) => return Err(e),
+        },
     };
 
-    let pty = if spec.process.terminal { Some(open_pty()?) } else { None };
-    let null = if spec.process.stdin || spec.process.terminal {
+    let null = if container.process.stdin || container.process.terminal {
         None
     } else {
         Some(
@@ -352,8 +497,20 @@ pub fn launch(spec: &RunSpec) -> Result<ExitStatus, RunError> {
             .map_err(|e| RunError::os("opening /dev/null", e.into()))?,
         )
     };
-    plan.tty = pty.as_ref().map(|(_, slave)| slave.as_raw_fd());
+    plan.tty = pty.as_ref().map(|(_, slave, _)| slave.as_raw_fd());
     plan.null_stdin = null.as_ref().map(|n| n.as_raw_fd());
+    let hook_state = if container.start_hooks.is_empty() {
+        None
+    } else {
+        Some(
+            rustix::fs::memfd_create("berth-hook-state", rustix::fs::MemfdFlags::CLOEXEC)
+                .map_err(|e| RunError::os("creating the hook state file", e.into()))?,
+        )
+    };
+    plan.hook_state = hook_state.as_ref().map(|f| f.as_raw_fd());
+    if let Mode::Detached { exec_fifo, .. } = &mode {
+        plan.exec_fifo = Some(*exec_fifo);
+    }
     let (sync_read, sync_write) = pipe()?;
     let (error_read, error_write) = pipe()?;
     let fds = ChildFds {
@@ -363,80 +520,101 @@ pub fn launch(spec: &RunSpec) -> Result<ExitStatus, RunError> {
         error_write: error_write.as_raw_fd(),
     };
 
-    let signals = BlockedSignals::block();
-    let signalfd = signals.signalfd().map_err(|e| RunError::os("creating a signalfd", e))?;
-
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if maps.is_some() {
-        flags |= libc::CLONE_NEWUSER;
+    let mut flags = 0;
+    for kind in &container.namespaces.new {
+        // A cgroup namespace is unshared by the child once it is in its cgroup.
+        if *kind != NamespaceKind::Cgroup {
+            flags |= kind.clone_flag();
+        }
     }
-    if spec.network == Network::None {
-        flags |= libc::CLONE_NEWNET;
-    }
+    let joined = JoinedNamespaces::enter(&container.namespaces.join)?;
     // SAFETY: clone without CLONE_VM behaves like fork; the child runs only
     // async-signal-safe code over the prepared plan and never returns (child::run -> !).
     let pid = unsafe {
         libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
     };
-    if pid < 0 {
-        return Err(RunError::os("creating the container's namespaces (clone)", io::Error::last_os_error()));
-    }
     if pid == 0 {
         child::run(&plan, &fds);
+    }
+    let clone_error = io::Error::last_os_error();
+    drop(joined);
+    if pid < 0 {
+        return Err(RunError::os("creating the container's namespaces (clone)", clone_error));
     }
     let pid = pid as i32;
     drop(sync_read);
     drop(error_write);
     // The child holds the pty slave now; EIO on the master then means it is gone.
-    let master = pty.map(|(master, _slave)| master);
+    let (master, pty_path) = match pty {
+        Some((master, _slave, path)) => (Some(master), Some(path)),
+        None => (None, None),
+    };
     drop(null);
-
-    if let Some(maps) = &maps
-        && let Err(e) = write_maps(pid, maps)
-    {
+    let fail = |e: RunError| {
         kill_and_reap(pid);
-        return Err(RunError::os("writing the user namespace's uid/gid maps", e));
-    }
-    if let Some(cg) = &cgroup
-        && let Err(reason) = cg.add(pid)
-    {
-        tracing::warn!("running without cgroup limits: {reason}");
-    }
-    if rustix::io::write(&sync_write, &[1]).is_err() {
-        kill_and_reap(pid);
-        return Err(RunError::os("starting the container", io::Error::last_os_error()));
-    }
-    drop(sync_write);
+        e
+    };
 
-    // EOF: execve succeeded (the pipe is close-on-exec). A record: the child failed.
-    let mut record = [0u8; ChildFailure::SIZE];
-    let mut got = 0;
-    while got < record.len() {
-        match rustix::io::read(&error_read, &mut record[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => break,
+    if let Some(maps) = &container.id_maps {
+        write_maps(pid, maps).map_err(|e| fail(RunError::os("writing the user namespace's uid/gid maps", e)))?;
+    }
+    if let Some(adj) = container.oom_score_adj {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .map_err(|e| fail(RunError::os("setting the container's oom_score_adj", e)))?;
+    }
+    let cgroup = match cgroup {
+        Some(cg) => match cg.add(pid) {
+            Ok(()) => Some(cg),
+            Err(e) if container.cgroup.as_ref().is_some_and(|r| r.best_effort) => {
+                tracing::warn!("running without cgroup limits: {}", chain(&e));
+                Some(cg)
+            }
+            Err(e) => return Err(fail(e)),
+        },
+        None => None,
+    };
+    if let (Some(state), Mode::Detached { lifecycle, .. }) = (&hook_state, &mut mode) {
+        let bytes = lifecycle.hook_state(pid);
+        std::fs::File::from(state.try_clone().map_err(|e| fail(RunError::os("copying a descriptor", e)))?)
+            .write_all(&bytes)
+            .map_err(|e| fail(RunError::os("writing the hook state file", e)))?;
+    }
+    let go = |what: &str| {
+        rustix::io::write(&sync_write, &[1]).map(|_| ()).map_err(|e| RunError::os(what.to_string(), e.into()))
+    };
+    go("starting the container").map_err(fail)?;
+
+    // EOF: execve succeeded (the pipe is close-on-exec). A record: a notice, or the
+    // child failed.
+    loop {
+        match read_record(&error_read) {
+            None if detached => {
+                let mut status = 0;
+                // SAFETY: reaping our own child, which is gone.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                return Err(RunError::InitVanished);
+            }
+            None => break,
+            Some(r) if r.step == MOUNTED => {
+                if let Mode::Detached { lifecycle, .. } = &mut mode {
+                    lifecycle.mounted(pid).map_err(|e| fail(RunError::Lifecycle(e)))?;
+                }
+                go("resuming the container after its hooks").map_err(fail)?;
+            }
+            Some(r) if r.step == READY => break,
+            Some(failure) => {
+                let mut status = 0;
+                // SAFETY: reaping our own child, which exits right after writing the record.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                let source = io::Error::from_raw_os_error(failure.errno);
+                if Step::from_u32(failure.step) == Some(Step::Exec) {
+                    return Err(RunError::Exec { program: container.process.args[0].clone(), source });
+                }
+                return Err(RunError::Setup { step: describe(failure, &plan), source });
+            }
         }
     }
-    drop(error_read);
-    if got == record.len() {
-        let failure = ChildFailure::from_bytes(&record);
-        let mut status = 0;
-        // SAFETY: reaping our own child, which exits right after writing the record.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        let source = io::Error::from_raw_os_error(failure.errno);
-        if Step::from_u32(failure.step) == Some(Step::Exec) {
-            return Err(RunError::Exec { program: spec.process.args[0].clone(), source });
-        }
-        return Err(RunError::Setup { step: describe(failure, &plan), source });
-    }
-
-    let status = supervise(pid, &signalfd, master.as_ref(), spec.process.stdin)?;
-    drop(signals);
-    drop(cgroup);
-    drop(files);
-    Ok(status)
+    Ok(Spawned { pid, master, pty_path, cgroup })
 }
 
 fn decode(status: libc::c_int) -> ExitStatus {

@@ -5,7 +5,11 @@
 //! else: it never reads the store. [`launch`] is the one entry point; [`process_from_image`]
 //! turns an image's runtime config plus command-line overrides into the [`Process`] to run;
 //! [`bundle::write_bundle`] writes the same [`RunSpec`] as an OCI runtime bundle for
-//! runc/crun, so the two paths cannot drift.
+//! runc/crun, so the two paths cannot drift. Underneath, a [`RunSpec`] becomes a
+//! [`Container`] (every namespace, mount, id map, capability set and limit); the OCI
+//! runtime (`crate::runtime`) builds a [`Container`] from a bundle's `config.json` and
+//! calls [`create`], which sets it up through the same clone and child and leaves its init
+//! waiting for `start`.
 //!
 //! Glossary:
 //! - **rootfs**: the directory that becomes `/` for the container. berth bind-mounts it
@@ -16,6 +20,8 @@
 //!   workload *as* pid 1 (as crun and runc do), with no init of its own in between.
 //! - **plan**: everything the child needs after `clone`, prepared before it (C strings,
 //!   argv/envp arrays, mount lists, file descriptors), so the child only makes system calls.
+//! - **created**: a container whose init is set up and blocked before `execve` on its
+//!   **exec FIFO** until the OCI runtime's `start` writes a byte there (runc's design).
 //! - **rootless**: berth runs as a user other than root; the container gets a user namespace
 //!   that maps container uid/gid 0 to that user, and nothing else.
 
@@ -23,6 +29,8 @@ mod bundle;
 mod caps;
 mod cgroup;
 mod child;
+mod container;
+mod device_filter;
 mod error;
 mod launch;
 mod mounts;
@@ -31,8 +39,18 @@ mod users;
 
 pub use bundle::{oci_config, write_bundle};
 pub use caps::{DEFAULT_CAPABILITIES, all_capabilities, capability_name, capability_number, parse_capability};
+pub use cgroup::{
+    Cgroup, CgroupRequest, CgroupResources, DeviceRule, is_unified as cgroup_is_unified, pids_in as cgroup_pids,
+    unified_dir as cgroup_unified_dir, v1_views as cgroup_v1_views,
+};
+pub use container::{
+    CapabilitySets, Container, Device, DeviceNode, FsEntry, Hook, IdMap, IdMaps, Mount, NamespaceKind, Namespaces,
+    RootReadOnly, SeccompProgram, TargetKind,
+};
+pub use device_filter::attach as attach_device_filter;
 pub use error::RunError;
-pub use launch::{SignalMask, launch};
+pub use launch::{Created, Lifecycle, SignalMask, create, launch};
+pub use mounts::{DEV_SYMLINKS, DEVICES, MASKED_PATHS, READONLY_PATHS, dev_symlinks, host_devices};
 pub use spec::{Overrides, parse_env_file, process_from_image};
 pub use users::{UserDb, parse_user_spec};
 

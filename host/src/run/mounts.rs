@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use libc::c_ulong;
 
-use super::child::{MountOp, SymlinkOp, TargetKind};
+use super::child::{FsAction, FsOp, MountOp};
+use super::container::{FsEntry, Mount, TargetKind};
 use super::{RunError, RunSpec};
 
 /// Device nodes bound from the host into the container's `/dev` tmpfs.
@@ -123,52 +124,115 @@ fn target_parts(path: &str) -> Result<(Vec<CString>, Vec<CString>), RunError> {
     Ok((prefixes, names))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn op(
-    target: &str,
-    kind: TargetKind,
-    source: Option<&[u8]>,
-    fstype: Option<&str>,
-    flags: c_ulong,
-    data: Option<&str>,
-    read_only: bool,
-    optional: bool,
-) -> Result<MountOp, RunError> {
-    let (prefixes, names) = target_parts(target)?;
-    Ok(MountOp {
-        display: target.to_string(),
-        source: source.map(|s| cstring(s, target)).transpose()?,
-        source_in_root: None,
+fn opt_cstring(text: Option<&[u8]>, what: &str) -> Result<Option<CString>, RunError> {
+    text.map(|t| cstring(t, what)).transpose()
+}
+
+/// Lower a mount to what the child needs: C strings and the target split into parts.
+fn mount_op(m: &Mount) -> Result<FsOp, RunError> {
+    let (prefixes, names) = target_parts(&m.destination)?;
+    let what = m.destination.as_str();
+    Ok(FsOp {
+        display: m.destination.clone(),
         prefixes,
         names,
-        kind,
-        fstype: fstype.map(|s| cstring(s.as_bytes(), target)).transpose()?,
-        flags,
-        data: data.map(|s| cstring(s.as_bytes(), target)).transpose()?,
-        read_only,
-        optional,
-        fallback_rbind: None,
-        must_exist: false,
+        action: FsAction::Mount(MountOp {
+            source: opt_cstring(m.source.as_ref().map(|s| s.as_os_str().as_bytes()), what)?,
+            source_in_root: None,
+            kind: m.target,
+            fstype: opt_cstring(m.fstype.as_deref().map(str::as_bytes), what)?,
+            flags: m.flags,
+            data: opt_cstring(m.data.as_deref().map(str::as_bytes), what)?,
+            remount: m.remount,
+            propagation: m.propagation,
+            optional: m.optional,
+            fallback_rbind: opt_cstring(m.fallback_rbind.as_ref().map(|s| s.as_os_str().as_bytes()), what)?,
+            must_exist: m.must_exist,
+        }),
     })
 }
 
-/// The mounts, in order: /proc, /dev (+ devices, pts, shm), /sys, the generated /etc
-/// files, then volumes (so a volume can cover anything before it).
-pub fn mount_plan(spec: &RunSpec, files: &ContainerFiles, user_namespace: bool) -> Result<Vec<MountOp>, RunError> {
+/// Lower the container's file-system steps, in order, to the child's plan.
+pub(super) fn fs_plan(entries: &[FsEntry]) -> Result<Vec<FsOp>, RunError> {
+    entries
+        .iter()
+        .map(|entry| match entry {
+            FsEntry::Mount(m) => mount_op(m),
+            FsEntry::Symlink { path, target } => {
+                let (prefixes, names) = target_parts(path)?;
+                Ok(FsOp {
+                    display: path.clone(),
+                    prefixes,
+                    names,
+                    action: FsAction::Symlink { target: cstring(target.as_bytes(), path)? },
+                })
+            }
+            FsEntry::Device(d) => {
+                let (prefixes, names) = target_parts(&d.path)?;
+                Ok(FsOp { display: d.path.clone(), prefixes, names, action: FsAction::Device(d.node) })
+            }
+            FsEntry::Sysctl { key, value } => {
+                let path = format!("/proc/sys/{}", key.replace('.', "/"));
+                let (prefixes, names) = target_parts(&path)?;
+                Ok(FsOp {
+                    display: path,
+                    prefixes,
+                    names,
+                    action: FsAction::Sysctl { value: cstring(value.as_bytes(), key)? },
+                })
+            }
+            FsEntry::Mask(path) => {
+                let (prefixes, names) = target_parts(path)?;
+                Ok(FsOp { display: path.clone(), prefixes, names, action: FsAction::Mask })
+            }
+            FsEntry::ReadOnly(path) => {
+                // A bind of the container's own path onto itself, then remounted read-only.
+                let mut m = Mount::new(path.clone(), TargetKind::Dir);
+                m.flags = libc::MS_BIND | libc::MS_REC;
+                m.remount = libc::MS_RDONLY;
+                m.must_exist = true;
+                m.optional = true;
+                let mut op = mount_op(&m)?;
+                if let FsAction::Mount(mount) = &mut op.action {
+                    mount.source_in_root = Some(cstring(path.trim_start_matches('/').as_bytes(), path)?);
+                }
+                Ok(op)
+            }
+        })
+        .collect()
+}
+
+fn kernel_fs(destination: &str, fstype: &str, source: &str, flags: c_ulong, data: Option<&str>) -> Mount {
+    let mut m = Mount::new(destination, TargetKind::Dir);
+    m.source = Some(PathBuf::from(source));
+    m.fstype = Some(fstype.to_string());
+    m.flags = flags;
+    m.data = data.map(str::to_string);
+    m
+}
+
+fn bind(source: &Path, destination: &str, target: TargetKind, flags: c_ulong) -> Mount {
+    let mut m = Mount::new(destination, target);
+    m.source = Some(source.to_path_buf());
+    m.flags = flags;
+    m
+}
+
+/// `berth run`'s file system, in order: /proc, /dev (+ devices, pts, shm), /sys, the
+/// generated /etc files, volumes (so a volume can cover anything before it), the /dev
+/// symlinks, and last the read-only and masked kernel paths.
+pub fn default_fs(spec: &RunSpec, files: &ContainerFiles, user_namespace: bool) -> Result<Vec<FsEntry>, RunError> {
     use TargetKind::{Dir, File};
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    let mut ops = vec![
-        op("/proc", Dir, Some(b"proc"), Some("proc"), nosuid_nodev_noexec, None, false, false)?,
-        op(
+    let mut fs = vec![
+        FsEntry::Mount(kernel_fs("/proc", "proc", "proc", nosuid_nodev_noexec, None)),
+        FsEntry::Mount(kernel_fs(
             "/dev",
-            Dir,
-            Some(b"tmpfs"),
-            Some("tmpfs"),
+            "tmpfs",
+            "tmpfs",
             libc::MS_NOSUID | libc::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
-            false,
-            false,
-        )?,
+        )),
     ];
     // gid=5 (tty) only exists when berth maps it; in a rootless namespace it does not.
     let devpts = if user_namespace {
@@ -176,90 +240,51 @@ pub fn mount_plan(spec: &RunSpec, files: &ContainerFiles, user_namespace: bool) 
     } else {
         "newinstance,ptmxmode=0666,mode=0620,gid=5"
     };
-    ops.push(op(
-        "/dev/pts",
-        Dir,
-        Some(b"devpts"),
-        Some("devpts"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some(devpts),
-        false,
-        false,
-    )?);
-    ops.push(op(
-        "/dev/shm",
-        Dir,
-        Some(b"shm"),
-        Some("tmpfs"),
-        nosuid_nodev_noexec,
-        Some("mode=1777,size=65536k"),
-        false,
-        false,
-    )?);
-    ops.push(op("/dev/mqueue", Dir, Some(b"mqueue"), Some("mqueue"), nosuid_nodev_noexec, None, false, true)?);
-    for dev in DEVICES {
-        let source = format!("/dev/{dev}");
-        if Path::new(&source).exists() {
-            ops.push(op(&source, File, Some(source.as_bytes()), None, libc::MS_BIND, None, false, false)?);
-        }
-    }
-    let mut sys =
-        op("/sys", Dir, Some(b"sysfs"), Some("sysfs"), nosuid_nodev_noexec | libc::MS_RDONLY, None, false, false)?;
-    sys.fallback_rbind = Some(c"/sys".to_owned());
-    ops.push(sys);
-    for path in READONLY_PATHS {
-        // Binds of the container's own /proc onto itself, then remounted read-only.
-        let mut bind = op(path, Dir, None, None, libc::MS_BIND | libc::MS_REC, None, true, true)?;
-        bind.source_in_root = Some(cstring(path.trim_start_matches('/').as_bytes(), path)?);
-        bind.must_exist = true;
-        ops.push(bind);
-    }
-    for path in MASKED_PATHS {
-        // Directories and files alike exist only if the kernel has them: never created.
-        let host = Path::new(path);
-        let mut mask = if host.is_dir() {
-            op(path, Dir, Some(b"tmpfs"), Some("tmpfs"), libc::MS_RDONLY, None, false, true)?
-        } else {
-            op(path, File, Some(b"/dev/null"), None, libc::MS_BIND, None, false, true)?
-        };
-        mask.must_exist = true;
-        ops.push(mask);
-    }
+    fs.push(FsEntry::Mount(kernel_fs("/dev/pts", "devpts", "devpts", libc::MS_NOSUID | libc::MS_NOEXEC, Some(devpts))));
+    fs.push(FsEntry::Mount(kernel_fs("/dev/shm", "tmpfs", "shm", nosuid_nodev_noexec, Some("mode=1777,size=65536k"))));
+    let mut mqueue = kernel_fs("/dev/mqueue", "mqueue", "mqueue", nosuid_nodev_noexec, None);
+    mqueue.optional = true;
+    fs.push(FsEntry::Mount(mqueue));
+    fs.extend(host_devices());
+    let mut sys = kernel_fs("/sys", "sysfs", "sysfs", nosuid_nodev_noexec | libc::MS_RDONLY, None);
+    sys.fallback_rbind = Some(PathBuf::from("/sys"));
+    fs.push(FsEntry::Mount(sys));
     for name in ["hosts", "hostname", "resolv.conf"] {
-        let source = files.path().join(name);
-        ops.push(op(
-            &format!("/etc/{name}"),
-            File,
-            Some(source.as_os_str().as_bytes()),
-            None,
-            libc::MS_BIND,
-            None,
-            false,
-            true,
-        )?);
+        let mut m = bind(&files.path().join(name), &format!("/etc/{name}"), File, libc::MS_BIND);
+        m.optional = true;
+        fs.push(FsEntry::Mount(m));
     }
     for v in &spec.volumes {
         let meta =
             std::fs::metadata(&v.host).map_err(|e| RunError::VolumeSource { path: v.host.clone(), source: e })?;
         let kind = if meta.is_dir() { Dir } else { File };
-        ops.push(op(
-            &v.container,
-            kind,
-            Some(v.host.as_os_str().as_bytes()),
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-            v.read_only,
-            false,
-        )?);
+        let mut m = bind(&v.host, &v.container, kind, libc::MS_BIND | libc::MS_REC);
+        if v.read_only {
+            m.remount = libc::MS_RDONLY;
+        }
+        fs.push(FsEntry::Mount(m));
     }
-    Ok(ops)
+    fs.extend(dev_symlinks());
+    fs.extend(READONLY_PATHS.iter().map(|p| FsEntry::ReadOnly(p.to_string())));
+    fs.extend(MASKED_PATHS.iter().map(|p| FsEntry::Mask(p.to_string())));
+    Ok(fs)
 }
 
-pub fn symlink_plan() -> Vec<SymlinkOp> {
+/// Binds of the host's device nodes ([`DEVICES`]) into the container's `/dev`.
+pub fn host_devices() -> Vec<FsEntry> {
+    DEVICES
+        .iter()
+        .map(|dev| format!("/dev/{dev}"))
+        .filter(|path| Path::new(path).exists())
+        .map(|path| FsEntry::Mount(bind(Path::new(&path), &path, TargetKind::File, libc::MS_BIND)))
+        .collect()
+}
+
+/// The `/dev` symlinks every container has ([`DEV_SYMLINKS`]).
+pub fn dev_symlinks() -> Vec<FsEntry> {
     DEV_SYMLINKS
         .iter()
-        .map(|(target, name)| SymlinkOp { target: CString::new(*target).unwrap(), name: CString::new(*name).unwrap() })
+        .map(|(target, name)| FsEntry::Symlink { path: format!("/dev/{name}"), target: target.to_string() })
         .collect()
 }
 
