@@ -24,8 +24,8 @@ mod policy;
 mod registry;
 mod render;
 mod run;
-mod serve;
 mod runtime;
+mod serve;
 mod store;
 mod trust;
 
@@ -45,11 +45,11 @@ pub use policy::{EvalRequest, Evaluation, evaluate_policy};
 pub use registry::{LoginRequest, login, logout};
 pub use render::{Exported, Rendered, Verified, export, extract, render, verify};
 pub use run::{BundleRequest, ContainerOptions, Outcome, Ran, RunRequest, Target, bundle, capabilities, run_image};
-pub use serve::{PushedManifest, record_push, serve};
 pub use runtime::{
     CreateRequest, parse_signal, runtime_create, runtime_delete, runtime_features, runtime_kill, runtime_list,
     runtime_ps, runtime_start, runtime_state,
 };
+pub use serve::{PushedManifest, record_push, serve};
 pub use store::{Checked, Collected, Reset, fsck, gc, system_reset};
 pub use trust::{KeyReview, TrustAdd, Trusted, discover_keys, list_trusted_keys, remove_trusted_key, trust_keys};
 
