@@ -28,6 +28,7 @@
 //! - Errors: each subsystem has one error enum implementing [`HasKind`]; [`ops::Error`]
 //!   wraps them, and its [`ErrorKind`] is the process exit code.
 
+pub mod chunked;
 pub mod cimd;
 pub mod export;
 pub mod fetch;

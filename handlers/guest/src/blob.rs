@@ -3,7 +3,7 @@
 use berth_image_spec::{Descriptor, MAX_DOCUMENT_SIZE};
 
 use crate::Error;
-use crate::berth::handler::store::{self, IngestRequest, Source};
+use crate::berth::handler::store::{self, ChunkedRequest, IngestRequest, Source};
 
 /// Host reads are capped per call; ask for chunks no larger than this.
 const CHUNK: u64 = 1 << 20;
@@ -21,6 +21,37 @@ pub fn ingest_all(items: Vec<(&Descriptor, Source)>) -> Result<(), Error> {
         })
         .collect();
     store::ingest(&requests).into_iter().collect()
+}
+
+/// The layer annotation eStargz producers write: the digest of the layer's table of
+/// contents.
+pub const ESTARGZ_TOC_DIGEST: &str = "containerd.io/snapshot/stargz/toc.digest";
+
+/// Ingest layers: those the manifest announces as eStargz (a TOC digest annotation on a
+/// gzip layer) through `ingest-chunked`, so the host may pull them partially; the rest
+/// as [`ingest_all`]. The first failure is returned.
+pub fn ingest_layers(items: Vec<(&Descriptor, Source)>) -> Result<(), Error> {
+    let mut chunked = Vec::new();
+    let mut whole = Vec::new();
+    for (d, source) in items {
+        let toc = d.annotations.get(ESTARGZ_TOC_DIGEST).filter(|_| d.media_type.ends_with("gzip"));
+        match toc {
+            Some(toc) => chunked.push(ChunkedRequest {
+                layer: IngestRequest {
+                    source,
+                    digest: d.digest.clone(),
+                    size: d.size,
+                    media_type: d.media_type.clone(),
+                },
+                toc_digest: toc.clone(),
+            }),
+            None => whole.push((d, source)),
+        }
+    }
+    if !chunked.is_empty() {
+        store::ingest_chunked(&chunked).into_iter().collect::<Result<(), Error>>()?;
+    }
+    ingest_all(whole)
 }
 
 /// Read a stored document (index, manifest, config), refusing oversized ones.

@@ -42,7 +42,7 @@ pub fn resolve(flavor: Flavor, point: &str, options: &ResolveOptions) -> Result<
         spec::parse_config(&blob::read_document(&manifest.config)?, manifest.layers.len()).map_err(spec_error)?;
     let layers: Vec<(&Descriptor, Source)> =
         manifest.layers.iter().map(|l| (l, blob_source(&reference, &l.digest))).collect();
-    blob::ingest_all(layers)?;
+    blob::ingest_layers(layers)?;
 
     Ok(build_record(point.to_string(), kind, &desc, manifest, config))
 }

@@ -37,6 +37,11 @@ pub struct FetchArgs {
     /// update: always ask the source. Default: update for local layouts, new for registries.
     #[arg(long, value_enum, value_name = "POLICY")]
     pull_policy: Option<PullPolicyArg>,
+    /// For eStargz layers, download only the table of contents and the files the store
+    /// does not hold yet (HTTP Range, each chunk checked against the TOC). Such layers
+    /// are stored assembled, not as their blob: `berth export` cannot write them.
+    #[arg(long)]
+    partial: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -64,6 +69,7 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<ExitCode> {
         handler_timeout: Some(Duration::from_secs(args.handler_timeout)),
         max_concurrent_downloads: Some(args.max_concurrent_downloads),
         pull_policy: args.pull_policy.map(PullPolicyArg::policy),
+        partial: args.partial,
         registry: args.registry.options(),
     };
     let progress = Arc::new(Progress::new(ctx.global.json, ctx.global.quiet));
@@ -82,6 +88,10 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<ExitCode> {
             "blobsWritten": fetched.ingest.blobs_written,
             "bytesWritten": fetched.ingest.bytes_written,
             "blobsReused": fetched.ingest.blobs_reused,
+            "layersPartial": fetched.ingest.layers_partial,
+            "partialBytesFetched": fetched.ingest.partial_bytes_fetched,
+            "filesFetched": fetched.ingest.files_fetched,
+            "filesReused": fetched.ingest.files_reused,
             "fromStore": fetched.from_store,
             "handler": { "scheme": r.handler.scheme, "digest": r.handler.digest },
             "elapsedMs": fetched.elapsed.as_millis() as u64,
@@ -99,6 +109,16 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<ExitCode> {
                 fetched.ingest.blobs_reused,
                 fetched.elapsed,
             ));
+            let i = &fetched.ingest;
+            if i.layers_partial > 0 {
+                text.push_str(&format!(
+                    "  {} eStargz layers pulled partially: {} fetched by range, {} files fetched, {} taken from the store\n",
+                    i.layers_partial,
+                    human_size(i.partial_bytes_fetched),
+                    i.files_fetched,
+                    i.files_reused,
+                ));
+            }
         }
         print(&text)?;
     }

@@ -24,6 +24,12 @@ pub fn run(ctx: &Ctx, _args: FsckArgs) -> anyhow::Result<std::process::ExitCode>
             report.images_checked,
             if report.is_clean() { "no problems".to_string() } else { format!("{} problems", report.problems.len()) }
         );
+        if report.assembled_layers_checked > 0 {
+            text.push_str(&format!(
+                "checked {} partially pulled layers against their tables of contents\n",
+                report.assembled_layers_checked
+            ));
+        }
         for p in &report.problems {
             text.push_str(&match p {
                 Problem::Corrupt { digest, actual, quarantined_as } => {
@@ -35,6 +41,9 @@ pub fn run(ctx: &Ctx, _args: FsckArgs) -> anyhow::Result<std::process::ExitCode>
                 }
                 Problem::WrongSize { image, digest, expected, actual } => {
                     format!("  image {image} expects blob {digest} of {expected} bytes; it has {actual}\n")
+                }
+                Problem::Assembled { image, layer, reason } => {
+                    format!("  image {image}: partially pulled layer {layer}: {reason}\n")
                 }
             });
         }

@@ -53,6 +53,11 @@ pub enum ExportError {
         "stored blob {digest} now hashes to {actual}: the store is damaged (run `berth fsck`); nothing was exported"
     )]
     CorruptBlob { digest: Digest, actual: Digest },
+    #[error(
+        "layer {layer} of {image} was pulled partially (--partial): its blob is not in the store; \
+         fetch the image again without --partial to export it"
+    )]
+    PartialLayer { image: Digest, layer: Digest },
     #[error("{action} {path}")]
     Io {
         action: &'static str,
@@ -70,6 +75,7 @@ impl HasKind for ExportError {
             ExportError::NotALayout(_) | ExportError::ArchiveExists(_) => ErrorKind::Usage,
             ExportError::BadIndex { .. } | ExportError::IndexSyntax { .. } => ErrorKind::Invalid,
             ExportError::CorruptBlob { .. } => ErrorKind::Corrupt,
+            ExportError::PartialLayer { .. } => ErrorKind::NotFound,
             ExportError::Io { .. } => ErrorKind::Io,
             ExportError::Store(e) => e.kind(),
         }
@@ -104,6 +110,12 @@ pub fn export(
     format: ExportFormat,
     tag: &str,
 ) -> Result<ExportReport, ExportError> {
+    if let Some(layer) = image.record.layers.iter().find(|l| l.assembled.is_some()) {
+        return Err(ExportError::PartialLayer {
+            image: image.record.manifest.digest.clone(),
+            layer: layer.blob.digest.clone(),
+        });
+    }
     let mut report = ExportReport {
         out: out.to_path_buf(),
         format,

@@ -35,7 +35,13 @@ pub(super) fn image_record(
     let layers = r
         .layers
         .into_iter()
-        .map(|l| Ok(Layer { blob: descriptor(l.blob)?, diff_id: l.diff_id.as_deref().map(digest).transpose()? }))
+        .map(|l| {
+            Ok(Layer {
+                blob: descriptor(l.blob)?,
+                diff_id: l.diff_id.as_deref().map(digest).transpose()?,
+                assembled: None,
+            })
+        })
         .collect::<Result<Vec<_>, FetchError>>()?;
     let dependencies = r
         .dependencies

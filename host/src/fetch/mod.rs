@@ -71,6 +71,10 @@ pub struct FetchOptions {
     pub insecure_image: bool,
     /// The appc images whose dependencies are being fetched, outermost first (loops).
     pub appc_chain: Vec<String>,
+    /// Pull eStargz layers partially: only the TOC and the files the store lacks
+    /// (`--partial`). Off by default: such a layer's blob digest and diff ID cannot be
+    /// checked (docs/decisions.md), and it cannot be exported.
+    pub partial: bool,
 }
 
 impl Default for FetchOptions {
@@ -84,6 +88,7 @@ impl Default for FetchOptions {
             dropins: None,
             insecure_image: false,
             appc_chain: Vec::new(),
+            partial: false,
         }
     }
 }
@@ -290,11 +295,14 @@ fn run_handler(
         },
     };
     let journal_observer = observer.clone();
-    let ctx = RunContext { store: store.clone(), observer, http };
+    let ctx = RunContext { store: store.clone(), observer, http, partial: options.partial };
     let outcome = sandbox.resolve(handler, &grant, ctx, &point.to_string(), &resolve_options)?;
     let wit_record = outcome.result.map_err(|error| FetchError::Handler { point: point.to_string(), error })?;
     let identity = HandlerIdentity { scheme: handler.name.clone(), digest: handler.digest.clone() };
-    let record = answer::image_record(point, wit_record, identity)?;
+    let mut record = answer::image_record(point, wit_record, identity)?;
+    for layer in &mut record.layers {
+        layer.assembled = outcome.assembled.get(&layer.blob.digest).cloned();
+    }
     decide(
         options,
         DecisionPoint::AfterResolve(policy::facts::resolved(point, &record, Vec::new(), &source.describe())),

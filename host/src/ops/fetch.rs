@@ -87,6 +87,8 @@ pub struct FetchRequest {
     pub max_concurrent_downloads: Option<usize>,
     /// `None`: the default for the point's type.
     pub pull_policy: Option<PullPolicy>,
+    /// Pull eStargz layers partially (see [`FetchOptions::partial`]).
+    pub partial: bool,
     pub registry: RegistryOptions,
 }
 
@@ -136,6 +138,7 @@ pub(super) fn fetch_options(ctx: &Context, kind: &PointKind, request: &FetchRequ
         options.limits.max_concurrent_ingests = n.max(1);
     }
     options.pull_policy = request.pull_policy;
+    options.partial = request.partial;
     if matches!(kind, PointKind::Docker | PointKind::Oci | PointKind::Appc | PointKind::AciArchive) {
         options.http = Some(request.registry.client()?);
     }

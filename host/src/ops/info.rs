@@ -114,7 +114,8 @@ pub fn disk_usage(ctx: &Context) -> Result<DiskUsage, Error> {
     for image in &images {
         reachable.extend(image.record.blobs().map(|d| d.digest.clone()));
         // Snapshots are named by chain ID (a layer over the layers below it).
-        let layers = render::image_layers(&store, image).unwrap_or_else(|_| image.record.layers.clone());
+        let layers = render::image_layers(&store, image)
+            .unwrap_or_else(|_| image.record.layers.iter().map(crate::store::Layer::as_rendered).collect());
         for key in render::chain_ids(&layers) {
             needed_snapshots.insert(name_of(&render::snapshot_dir(&store, &key)));
             needed_snapshots.insert(name_of(&render::layer_image_path(&store, &key)));

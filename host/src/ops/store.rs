@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{Context, Error};
 use crate::render::{self, LayerImagesCheck};
-use crate::store::{FsckReport, GcReport};
+use crate::store::{FsckReport, GcReport, Problem};
 
 /// What `gc` removed.
 #[derive(Debug, Serialize)]
@@ -52,9 +52,39 @@ impl Checked {
 /// are there, and check the EROFS layer images (damaged ones are removed, to be rebuilt).
 pub fn fsck(ctx: &Context) -> Result<Checked, Error> {
     let store = ctx.open_store_to_remove()?;
-    let report = store.fsck()?;
+    let mut report = store.fsck()?;
+    check_assembled_layers(&store, &mut report)?;
     let layer_images = render::check_layer_images(&store)?;
     Ok(Checked { store: report, layer_images })
+}
+
+/// A partially pulled layer has no blob to re-hash: check its stored TOC against the
+/// manifest's annotation and its assembled tar file by file against the TOC. A layer
+/// whose blobs are missing or corrupt was reported already.
+fn check_assembled_layers(store: &crate::store::Store, report: &mut FsckReport) -> Result<(), Error> {
+    for image in store.images()? {
+        for layer in &image.record.layers {
+            let Some(assembled) = &layer.assembled else { continue };
+            if !store.blobs().has(&assembled.toc.digest) || !store.blobs().has(&assembled.tar.digest) {
+                continue;
+            }
+            report.assembled_layers_checked += 1;
+            let announced = layer.blob.annotations.get(crate::chunked::TOC_DIGEST_ANNOTATION);
+            let reason = if announced != Some(&assembled.toc.digest.to_string()) {
+                Some(format!("its TOC {} is not the one the manifest announces", assembled.toc.digest))
+            } else {
+                crate::chunked::check_assembled(store, assembled).err()
+            };
+            if let Some(reason) = reason {
+                report.problems.push(Problem::Assembled {
+                    image: image.record.manifest.digest.clone(),
+                    layer: layer.blob.digest.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What `system reset` removed.

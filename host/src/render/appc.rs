@@ -28,10 +28,11 @@ pub const PATH_WHITELIST_ANNOTATION: &str = "org.appc.path-whitelist";
 const MAX_DEPTH: usize = 32;
 
 /// The layers to stack for `image`, lowest first: its own for OCI and Docker images;
-/// for appc, its dependency graph in appc order.
+/// for appc, its dependency graph in appc order. A partially pulled layer is its
+/// assembled tar ([`Layer::as_rendered`]).
 pub fn image_layers(store: &Store, image: &StoredImage) -> Result<Vec<Layer>, RenderError> {
     if image.record.format != ImageFormat::Appc || image.record.dependencies.is_empty() {
-        return Ok(image.record.layers.clone());
+        return Ok(image.record.layers.iter().map(Layer::as_rendered).collect());
     }
     // (image, depth) in acirenderer order: highest precedence first.
     let mut order: Vec<(StoredImage, usize)> = vec![(image.clone(), 0)];

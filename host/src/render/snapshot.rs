@@ -344,7 +344,8 @@ pub fn remove_unused_snapshots(store: &Store) -> Result<u64, RenderError> {
     for image in store.images()? {
         // An appc image's stack holds its dependencies; one that cannot be stacked now
         // cannot be rendered either, and its own layers are what it would need.
-        let layers = super::image_layers(store, &image).unwrap_or_else(|_| image.record.layers.clone());
+        let layers = super::image_layers(store, &image)
+            .unwrap_or_else(|_| image.record.layers.iter().map(Layer::as_rendered).collect());
         for key in chain_ids(&layers) {
             needed.insert(snapshot_dir(store, &key));
             needed.insert(layer_image_path(store, &key));

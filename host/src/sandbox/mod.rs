@@ -68,12 +68,16 @@ pub struct RunContext {
     pub observer: Arc<dyn IngestObserver>,
     /// The host's HTTP client, for runs whose grant names hosts.
     pub http: Option<Arc<HttpClient>>,
+    /// Whether eStargz layers may be pulled partially (only their missing files).
+    pub partial: bool,
 }
 
 /// The result of one `resolve` call.
 pub struct RunOutcome {
     pub result: Result<WitImageRecord, HandlerError>,
     pub ingest: IngestStats,
+    /// Layers pulled partially, by blob digest: what the store holds for them instead.
+    pub assembled: std::collections::HashMap<Digest, crate::store::Assembled>,
 }
 
 /// Raised by the epoch callback when the guest's time budget is spent.
@@ -178,6 +182,7 @@ impl Sandbox {
             log: LogCtx { handler: name.clone() },
         };
         state.store.http = ctx.http;
+        state.store.partial = ctx.partial;
         state.store.network = grant.network.clone();
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -210,8 +215,9 @@ impl Sandbox {
             .and_then(|instance| instance.berth_handler_resolver().call_resolve(&mut store, point, options));
         tracing::debug!(handler = %handler.name, elapsed = ?started.elapsed(), "resolve returned");
         let ingest = store.data().store.stats();
+        let assembled = std::mem::take(&mut *store.data().store.assembled.lock().unwrap_or_else(|p| p.into_inner()));
         match result {
-            Ok(result) => Ok(RunOutcome { result, ingest }),
+            Ok(result) => Ok(RunOutcome { result, ingest, assembled }),
             Err(e) => Err(classify_trap(e, store.data(), &handler.name, grant.limits.time_budget, &stderr)),
         }
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::record::ImageRecord;
+use super::record::{ContentEncoding, FileSource, ImageRecord};
 use super::{Digest, StoreError};
 
 /// Each entry upgrades the schema by one version; `PRAGMA user_version` says how many
@@ -37,6 +37,18 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     CREATE INDEX refs_by_image ON refs(manifest_digest);",
+    // 2: where the store holds a file's content, by the content's digest: regular files of
+    // eStargz layers (from their tables of contents), for partial pulls. A hint only: the
+    // content is hashed again whenever it is read.
+    "CREATE TABLE file_contents (
+        content_digest TEXT NOT NULL,
+        blob TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        encoding TEXT NOT NULL,
+        PRIMARY KEY (content_digest, blob)
+    );
+    CREATE INDEX file_contents_by_blob ON file_contents(blob);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -230,6 +242,74 @@ impl Db {
         }
         tx.commit().map_err(err)?;
         Ok(left == 0)
+    }
+
+    /// Record where `blob` holds file contents (replacing what was recorded for it).
+    pub fn index_files(&mut self, blob: &Digest, files: &[FileSource]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Database { path: path.clone(), source };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute("DELETE FROM file_contents WHERE blob = ?1", [blob.to_string()]).map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO file_contents (content_digest, blob, offset, size, encoding)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for f in files {
+                stmt.execute(params![
+                    f.content.to_string(),
+                    blob.to_string(),
+                    f.offset as i64,
+                    f.size as i64,
+                    f.encoding.name()
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Where the store may hold content `digest`.
+    pub fn file_sources(&self, digest: &Digest) -> Result<Vec<(Digest, FileSource)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT blob, offset, size, encoding FROM file_contents WHERE content_digest = ?1")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([digest.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (blob, offset, size, encoding) = row.map_err(self.err())?;
+            let (Ok(blob), Some(encoding)) = (blob.parse::<Digest>(), ContentEncoding::from_name(&encoding)) else {
+                continue;
+            };
+            out.push((
+                blob,
+                FileSource { content: digest.clone(), offset: offset as u64, size: size as u64, encoding },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Blobs the file index names.
+    pub fn indexed_blobs(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT blob FROM file_contents").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(self.err())?;
+        let all: Vec<String> = rows.collect::<Result<_, _>>().map_err(self.err())?;
+        Ok(all.into_iter().filter_map(|d| d.parse().ok()).collect())
+    }
+
+    /// Forget the files of a blob that is gone.
+    pub fn unindex_blob(&mut self, blob: &Digest) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM file_contents WHERE blob = ?1", [blob.to_string()])
+            .map(|_| ())
+            .map_err(self.err())
     }
 
     /// Remove an image and every ref to it.

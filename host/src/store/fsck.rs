@@ -22,6 +22,9 @@ pub enum Problem {
     Missing { image: Digest, digest: Digest },
     /// A blob's size differs from what an image records.
     WrongSize { image: Digest, digest: Digest, expected: u64, actual: u64 },
+    /// A partially pulled layer's assembled tar disagrees with its table of contents, or
+    /// the TOC with the manifest (checked by the caller, which reads layers).
+    Assembled { image: Digest, layer: Digest, reason: String },
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -29,6 +32,9 @@ pub struct FsckReport {
     pub blobs_checked: u64,
     pub bytes_checked: u64,
     pub images_checked: u64,
+    /// Partially pulled layers whose assembled tar was checked file by file against the
+    /// TOC (by the caller).
+    pub assembled_layers_checked: u64,
     pub problems: Vec<Problem>,
 }
 

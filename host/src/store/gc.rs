@@ -20,6 +20,8 @@ pub struct GcReport {
     pub blobs_removed: u64,
     pub bytes_freed: u64,
     pub temp_files_removed: u64,
+    /// Blobs whose entries in the file index were dropped with them.
+    pub indexed_blobs_forgotten: u64,
 }
 
 impl Store {
@@ -43,6 +45,7 @@ impl Store {
             report.blobs_removed += 1;
             report.bytes_freed += size;
         }
+        report.indexed_blobs_forgotten = self.prune_file_index()? as u64;
         let tmp = self.blobs.tmp_dir();
         for entry in fs::read_dir(tmp).map_err(io("listing", tmp))? {
             let path = entry.map_err(io("listing", tmp))?.path();

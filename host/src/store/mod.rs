@@ -34,7 +34,10 @@ pub use fsck::{FsckReport, Problem};
 pub use gc::{GcReport, pinned_digest};
 pub use lock::LockMode;
 pub use progress::{IngestObserver, NoProgress};
-pub use record::{Dependency, Descriptor, HandlerIdentity, ImageFormat, ImageRecord, Layer, Platform, RuntimeConfig};
+pub use record::{
+    ASSEMBLED_MEDIA_TYPE, Assembled, ContentEncoding, Dependency, Descriptor, FileSource, HandlerIdentity, ImageFormat,
+    ImageRecord, Layer, Platform, RuntimeConfig, TOC_MEDIA_TYPE,
+};
 
 use db::Db;
 use error::io;
@@ -104,6 +107,32 @@ impl Store {
             }
         }
         self.db().put_image(record)
+    }
+
+    /// Record where `blob` holds file contents, for partial pulls (replacing what was
+    /// recorded for it before).
+    pub fn index_files(&self, blob: &Digest, files: &[FileSource]) -> Result<(), StoreError> {
+        self.db().index_files(blob, files)
+    }
+
+    /// Where the store may hold content `digest`: blobs that are present, with where in
+    /// them. A hint: the caller hashes what it reads.
+    pub fn file_sources(&self, digest: &Digest) -> Result<Vec<(Digest, FileSource)>, StoreError> {
+        let found = self.db().file_sources(digest)?;
+        Ok(found.into_iter().filter(|(blob, _)| self.blobs.has(blob)).collect())
+    }
+
+    /// Forget the file index entries of blobs no longer in the store; how many blobs.
+    pub fn prune_file_index(&self) -> Result<usize, StoreError> {
+        let mut db = self.db();
+        let mut pruned = 0;
+        for blob in db.indexed_blobs()? {
+            if !self.blobs.has(&blob) {
+                db.unindex_blob(&blob)?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     pub fn resolve_ref(&self, point: &str) -> Result<Option<StoredImage>, StoreError> {

@@ -39,6 +39,84 @@ pub struct Descriptor {
 pub struct Layer {
     pub blob: Descriptor,
     pub diff_id: Option<Digest>,
+    /// Set when the layer was pulled partially: `blob` was never stored whole, and the
+    /// store holds these instead (see [`Assembled`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assembled: Option<Assembled>,
+}
+
+/// A layer stored without its compressed blob: an eStargz layer of which only the table
+/// of contents and the files the store lacked were downloaded. Its identity is the TOC
+/// (its digest is in the manifest's layer annotations, so the manifest digest covers
+/// it); every file in `tar` was checked against the TOC's digests. The blob digest and
+/// the config's diff ID cannot be checked: nobody holds those bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assembled {
+    /// The table of contents, stored as a blob under its digest.
+    pub toc: Descriptor,
+    /// The uncompressed tar berth assembled from the TOC and the files' contents, stored
+    /// as a blob under its own digest; render reads this one.
+    pub tar: Descriptor,
+}
+
+/// The media type of a stored eStargz table of contents.
+pub const TOC_MEDIA_TYPE: &str = "application/vnd.berth.estargz.toc.v1+json";
+/// The media type of a tar berth assembled for a partially pulled layer.
+pub const ASSEMBLED_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+
+impl Layer {
+    /// The layer as render reads it: the assembled tar (no diff ID to check: it is not
+    /// the producer's tar) for a partially pulled layer, else itself.
+    pub fn as_rendered(&self) -> Layer {
+        match &self.assembled {
+            Some(a) => Layer { blob: a.tar.clone(), diff_id: None, assembled: None },
+            None => self.clone(),
+        }
+    }
+
+    /// The blobs the store holds for this layer.
+    pub fn stored_blobs(&self) -> Vec<&Descriptor> {
+        match &self.assembled {
+            Some(a) => vec![&a.toc, &a.tar],
+            None => vec![&self.blob],
+        }
+    }
+}
+
+/// How a file's content sits in a stored blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentEncoding {
+    /// Gzip members start at `offset`; the content is the first `size` bytes they hold.
+    Gzip,
+    /// The content is the `size` bytes at `offset`.
+    Raw,
+}
+
+impl ContentEncoding {
+    pub fn name(self) -> &'static str {
+        match self {
+            ContentEncoding::Gzip => "gzip",
+            ContentEncoding::Raw => "raw",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ContentEncoding> {
+        match name {
+            "gzip" => Some(ContentEncoding::Gzip),
+            "raw" => Some(ContentEncoding::Raw),
+            _ => None,
+        }
+    }
+}
+
+/// Where a stored blob holds a file's content (an entry of the store's file index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSource {
+    pub content: Digest,
+    pub offset: u64,
+    pub size: u64,
+    pub encoding: ContentEncoding,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,9 +184,17 @@ pub struct ImageRecord {
 }
 
 impl ImageRecord {
-    /// Every blob the image needs: manifest, config, layers.
+    /// Every blob the image needs: manifest, config, layers (for a partially pulled
+    /// layer, its TOC and assembled tar instead of the blob).
     pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
-        std::iter::once(&self.manifest).chain(self.config.iter()).chain(self.layers.iter().map(|l| &l.blob))
+        std::iter::once(&self.manifest)
+            .chain(self.config.iter())
+            .chain(self.layers.iter().flat_map(Layer::stored_blobs))
+    }
+
+    /// Whether any layer was pulled partially (its compressed blob is not stored).
+    pub fn is_partial(&self) -> bool {
+        self.layers.iter().any(|l| l.assembled.is_some())
     }
 
     /// Bytes of all its blobs, as stored.

@@ -488,6 +488,48 @@ impl HttpClient {
     }
 }
 
+/// What a server answered to a request for a byte range.
+pub enum RangeAnswer {
+    /// `206 Partial Content` for exactly the range asked: the body is those bytes.
+    Partial(Response),
+    /// Any other success: the server does not serve ranges of this blob (its status).
+    Ignored(u16),
+}
+
+impl HttpClient {
+    /// GET bytes `start..end` (end exclusive) of the blob at `url` (each of its mirrors
+    /// first), with the same retries and credentials as [`HttpClient::open_blob`]. A
+    /// `206` whose `Content-Range` starts elsewhere counts as ignored: the bytes would be
+    /// misplaced.
+    pub fn get_byte_range(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        start: u64,
+        end: u64,
+    ) -> Result<RangeAnswer, TransportError> {
+        let mut headers = header_map(headers, url)?;
+        let range = format!("bytes={start}-{}", end.saturating_sub(1));
+        headers.insert("range", HeaderValue::from_str(&range).expect("a valid header"));
+        let resp = self.send_each(&reqwest::Method::GET, url, &headers, None, |s| s == 206)?;
+        let status = resp.status().as_u16();
+        match status {
+            206 => {
+                let starts_right = resp
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("bytes "))
+                    .and_then(|v| v.split('-').next())
+                    .is_some_and(|s| s.trim().parse::<u64>().ok() == Some(start));
+                Ok(if starts_right { RangeAnswer::Partial(resp) } else { RangeAnswer::Ignored(status) })
+            }
+            200..=299 => Ok(RangeAnswer::Ignored(status)),
+            _ => Err(TransportError::Status { url: resp.url().to_string(), status }),
+        }
+    }
+}
+
 fn header_map(pairs: &[(String, String)], url: &str) -> Result<HeaderMap, TransportError> {
     let mut map = HeaderMap::new();
     for (k, v) in pairs {

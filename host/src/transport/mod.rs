@@ -14,5 +14,5 @@ mod local;
 pub mod registries;
 
 pub use error::TransportError;
-pub use http::{BlobReader, HttpClient, HttpOptions, HttpResponse, Request, authority};
+pub use http::{BlobReader, HttpClient, HttpOptions, HttpResponse, RangeAnswer, Request, authority};
 pub use local::{LocalAccess, LocalKind};

@@ -57,3 +57,28 @@ fn store_error(e: StoreError) -> WitError {
         _ => WitError::Io(msg),
     }
 }
+
+/// A partial pull's failure, as the guest sees it: mismatches keep what was expected.
+fn chunked_error(e: crate::chunked::ChunkedError) -> WitError {
+    use crate::chunked::ChunkedError;
+    let msg = chain(&e);
+    match e {
+        ChunkedError::TocMismatch { expected, actual, .. } => WitError::DigestMismatch(Mismatch {
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+            subject: msg,
+        }),
+        ChunkedError::ContentMismatch(m) => WitError::DigestMismatch(Mismatch {
+            expected: m.expected.to_string(),
+            actual: m.actual.to_string(),
+            subject: msg,
+        }),
+        ChunkedError::Store(e) => store_error(e),
+        ChunkedError::Range { source, .. } => transport_error(source),
+        e => match e.kind() {
+            ErrorKind::Invalid => WitError::InvalidInput(msg),
+            ErrorKind::Unavailable => WitError::Unavailable(msg),
+            _ => WitError::Io(msg),
+        },
+    }
+}

@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::transport::check_network;
-use super::{store_error, transport_error};
-use crate::sandbox::bindings::berth::handler::store::{Archive, ArchiveRequest, Host, IngestRequest, Source};
+use super::{chunked_error, store_error, transport_error};
+use crate::chunked::{self, Attempt, RemoteBlob};
+use crate::sandbox::bindings::berth::handler::store::{
+    Archive, ArchiveRequest, ChunkedRequest, Host, IngestRequest, Source,
+};
 use crate::sandbox::bindings::berth::handler::types::Error as WitError;
 use crate::sandbox::clock::HostTime;
 use crate::sandbox::grant::NetworkGrant;
-use crate::store::{Algorithm, Digest, Expected, IngestObserver, Ingested, Store};
+use crate::store::{Algorithm, Assembled, Digest, Expected, IngestObserver, Ingested, Store};
 use crate::transport::{HttpClient, LocalAccess, TransportError};
 
 /// What a run's ingests did, for the fetch report.
@@ -22,6 +25,13 @@ pub struct IngestStats {
     pub blobs_written: u64,
     pub bytes_written: u64,
     pub blobs_reused: u64,
+    /// eStargz layers stored partially (their blobs never downloaded whole).
+    pub layers_partial: u64,
+    /// Bytes received by range requests for those layers (footers, TOCs, chunks).
+    pub partial_bytes_fetched: u64,
+    /// Their files fetched, and those taken from the store instead.
+    pub files_fetched: u64,
+    pub files_reused: u64,
 }
 
 #[derive(Default)]
@@ -29,6 +39,10 @@ struct Counters {
     blobs_written: AtomicU64,
     bytes_written: AtomicU64,
     blobs_reused: AtomicU64,
+    layers_partial: AtomicU64,
+    partial_bytes_fetched: AtomicU64,
+    files_fetched: AtomicU64,
+    files_reused: AtomicU64,
 }
 
 pub struct StoreCtx {
@@ -41,6 +55,10 @@ pub struct StoreCtx {
     pub(crate) read_cap: u32,
     pub(crate) concurrency: usize,
     pub(crate) host_time: HostTime,
+    /// Whether eStargz layers may be pulled partially (`berth fetch --partial`).
+    pub(crate) partial: bool,
+    /// The layers pulled partially in this run, by blob digest, for the image record.
+    pub(crate) assembled: Arc<Mutex<std::collections::HashMap<Digest, Assembled>>>,
     counters: Arc<Counters>,
 }
 
@@ -64,6 +82,8 @@ impl StoreCtx {
             read_cap,
             concurrency,
             host_time,
+            partial: false,
+            assembled: Arc::default(),
             counters: Arc::default(),
         }
     }
@@ -73,7 +93,54 @@ impl StoreCtx {
             blobs_written: self.counters.blobs_written.load(Ordering::Relaxed),
             bytes_written: self.counters.bytes_written.load(Ordering::Relaxed),
             blobs_reused: self.counters.blobs_reused.load(Ordering::Relaxed),
+            layers_partial: self.counters.layers_partial.load(Ordering::Relaxed),
+            partial_bytes_fetched: self.counters.partial_bytes_fetched.load(Ordering::Relaxed),
+            files_fetched: self.counters.files_fetched.load(Ordering::Relaxed),
+            files_reused: self.counters.files_reused.load(Ordering::Relaxed),
         }
+    }
+
+    /// An eStargz layer: partially when allowed and possible, else whole; a layer stored
+    /// whole has its files indexed from its TOC for later partial pulls.
+    fn ingest_chunked_one(&self, req: &ChunkedRequest) -> Result<(), WitError> {
+        let layer: Digest = req.layer.digest.parse().map_err(store_error)?;
+        let toc_digest: Digest = req.toc_digest.parse().map_err(store_error)?;
+        if self.partial
+            && !self.store.blobs().has(&layer)
+            && let Source::Http(source) = &req.layer.source
+            && let Some(url) = source.urls.first()
+        {
+            let client = check_network(&self.handler, &self.network, self.http.as_ref(), url)?;
+            let remote = RemoteBlob { client, url, headers: &source.headers, digest: &layer, size: req.layer.size };
+            self.observer.started(&layer, req.layer.size, &req.layer.media_type);
+            match chunked::pull(&self.store, &remote, &toc_digest) {
+                Ok(Attempt::Done(pulled)) => {
+                    let c = &self.counters;
+                    c.layers_partial.fetch_add(1, Ordering::Relaxed);
+                    c.partial_bytes_fetched.fetch_add(pulled.bytes_fetched, Ordering::Relaxed);
+                    c.files_fetched.fetch_add(pulled.files_fetched, Ordering::Relaxed);
+                    c.files_reused.fetch_add(pulled.files_reused, Ordering::Relaxed);
+                    self.observer.advanced(&layer, req.layer.size);
+                    // The journal of the fetch learns the stored blobs, so a failed fetch
+                    // removes them again.
+                    self.observer.finished(&pulled.assembled.toc.digest, false);
+                    self.observer.finished(&pulled.assembled.tar.digest, false);
+                    self.observer.finished(&layer, false);
+                    self.assembled.lock().unwrap_or_else(|p| p.into_inner()).insert(layer, pulled.assembled);
+                    return Ok(());
+                }
+                Ok(Attempt::NotPossible(why)) => {
+                    tracing::info!(layer = %layer, "not pulling partially ({why}); fetching the whole layer");
+                }
+                Err(e) => return Err(chunked_error(e)),
+            }
+        }
+        self.ingest_one(&req.layer)?;
+        if let Err(e) = chunked::index_stored_layer(&self.store, &layer, &toc_digest) {
+            // The layer is a valid gzip layer either way; only later partial pulls lose.
+            tracing::warn!(layer = %layer, "not indexing the files of the eStargz layer: {e}");
+        }
+        Ok(())
     }
 
     fn ingest_one(&self, req: &IngestRequest) -> Result<(), WitError> {
@@ -175,7 +242,39 @@ impl StoreCtx {
     }
 }
 
+/// Run `one` over `requests` on up to `concurrency` threads; results in request order.
+fn run_concurrently<T: Sync>(
+    concurrency: usize,
+    requests: &[T],
+    one: impl Fn(&T) -> Result<(), WitError> + Sync,
+) -> Vec<Result<(), WitError>> {
+    let results: Vec<Mutex<Option<Result<(), WitError>>>> = requests.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = concurrency.clamp(1, requests.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(req) = requests.get(i) else { break };
+                    let r = one(req);
+                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every request was run"))
+        .collect()
+}
+
 impl Host for StoreCtx {
+    fn ingest_chunked(&mut self, requests: Vec<ChunkedRequest>) -> Vec<Result<(), WitError>> {
+        let this = &*self;
+        this.host_time.measure(|| run_concurrently(this.concurrency, &requests, |r| this.ingest_chunked_one(r)))
+    }
+
     fn ingest(&mut self, requests: Vec<IngestRequest>) -> Vec<Result<(), WitError>> {
         let this = &*self;
         this.host_time.measure(|| {

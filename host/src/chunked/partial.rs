@@ -1,0 +1,557 @@
+//! Partial pull of an eStargz layer: the footer and the table of contents by HTTP
+//! `Range`, then only the chunks of files whose content the store does not already
+//! hold, each checked against its `chunkDigest` and every file against its `digest`.
+//! The layer is then stored as a tar berth assembles from the TOC (headers) and the
+//! contents (fetched or local), plus the TOC itself; see [`crate::store::Assembled`].
+//! Nothing reaches the store before every byte was checked.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+
+use super::error::ContentMismatch;
+use super::toc::{self, Entry, Kind, Toc};
+use super::{ChunkedError, footer};
+use crate::store::{
+    ASSEMBLED_MEDIA_TYPE, Algorithm, Assembled, ContentEncoding, Descriptor, Digest, Expected, FileSource, Hasher,
+    Store, TOC_MEDIA_TYPE,
+};
+use crate::transport::{HttpClient, RangeAnswer};
+
+/// Where a layer's blob can be read from, by byte range.
+pub struct RemoteBlob<'a> {
+    pub client: &'a HttpClient,
+    pub url: &'a str,
+    pub headers: &'a [(String, String)],
+    /// The layer's blob digest and size, from the manifest.
+    pub digest: &'a Digest,
+    pub size: u64,
+}
+
+/// What a partial pull did.
+#[derive(Debug, Clone)]
+pub struct PartialPull {
+    pub assembled: Assembled,
+    /// Bytes received from the registry (footer, TOC, chunks).
+    pub bytes_fetched: u64,
+    pub files_fetched: u64,
+    /// Regular files with content taken from the store instead.
+    pub files_reused: u64,
+}
+
+/// The outcome of trying a partial pull.
+pub enum Attempt {
+    Done(PartialPull),
+    /// The layer cannot be read in parts (no eStargz footer, no byte ranges): the caller
+    /// fetches it whole. The reason is for the log.
+    NotPossible(String),
+}
+
+/// Fetch what the store lacks of the eStargz layer at `remote`, whose TOC must hash to
+/// `toc_digest`, and store it assembled.
+pub fn pull(store: &Store, remote: &RemoteBlob<'_>, toc_digest: &Digest) -> Result<Attempt, ChunkedError> {
+    let layer = remote.digest;
+    let mut fetched = 0u64;
+    if remote.size < footer::FOOTER_SIZE {
+        return Ok(Attempt::NotPossible(format!("{} bytes is too short for eStargz", remote.size)));
+    }
+    let tail_start = remote.size - footer::FOOTER_SIZE;
+    let tail = match range(remote, tail_start, remote.size)? {
+        Some(bytes) => bytes,
+        None => return Ok(Attempt::NotPossible(format!("{} does not serve byte ranges", remote.url))),
+    };
+    fetched += tail.len() as u64;
+    let Some((toc_offset, footer_len)) = footer::parse(&tail) else {
+        return Ok(Attempt::NotPossible("no eStargz footer".into()));
+    };
+    let toc_end = remote.size - footer_len;
+    if toc_offset >= toc_end {
+        return Err(ChunkedError::FooterOutOfRange { layer: layer.clone(), offset: toc_offset, size: remote.size });
+    }
+    if toc_end - toc_offset > toc::MAX_TOC_BYTES {
+        return Err(ChunkedError::TocTooLarge { layer: layer.clone(), limit: toc::MAX_TOC_BYTES });
+    }
+    let compressed_toc = range(remote, toc_offset, toc_end)?.ok_or_else(|| ChunkedError::RangesUnsupported {
+        layer: layer.clone(),
+        url: remote.url.into(),
+        status: 200,
+    })?;
+    fetched += compressed_toc.len() as u64;
+    let (json, parsed) = read_toc(layer, &compressed_toc, toc_offset, toc_digest)?;
+
+    let tmp = store.root().join("tmp");
+    let assemble_err = |source| ChunkedError::Assemble { layer: layer.clone(), source };
+    let mut plan = Plan::default();
+    plan.find_local(store, &parsed)?;
+    let mut spool = tempfile::Builder::new().prefix("partial-").tempfile_in(&tmp).map_err(assemble_err)?;
+    fetched += fetch_missing(remote, &parsed, &mut plan, spool.as_file_mut())?;
+    plan.reused_files = parsed
+        .entries
+        .iter()
+        .filter(|e| e.digest.as_ref().is_some_and(|d| matches!(plan.sources.get(d), Some(Source::Local(..)))))
+        .count() as u64;
+
+    let mut tar_file = tempfile::Builder::new().prefix("assembled-").tempfile_in(&tmp).map_err(assemble_err)?;
+    let contents =
+        write_tar(store, &parsed, &json, &plan, spool.as_file_mut(), tar_file.as_file_mut()).map_err(|e| match e {
+            AssembleError::Io(source) => ChunkedError::Assemble { layer: layer.clone(), source },
+            AssembleError::Chunked(e) => e,
+        })?;
+    tar_file.as_file_mut().seek(SeekFrom::Start(0)).map_err(assemble_err)?;
+    let subject = format!("the tar assembled for layer {layer}");
+    let (tar_digest, tar_size, _) = store.blobs().ingest_unknown(
+        &mut BufReader::new(tar_file.as_file_mut()),
+        Algorithm::Sha256,
+        u64::MAX,
+        &subject,
+        &mut |_| {},
+    )?;
+    let toc_expect = Expected { digest: toc_digest.clone(), size: json.len() as u64 };
+    store.blobs().ingest(&mut json.as_slice(), &toc_expect, &format!("the TOC of layer {layer}"), &mut |_| {})?;
+    let files: Vec<FileSource> = contents
+        .into_iter()
+        .map(|(content, offset, size)| FileSource { content, offset, size, encoding: ContentEncoding::Raw })
+        .collect();
+    store.index_files(&tar_digest, &files)?;
+    Ok(Attempt::Done(PartialPull {
+        assembled: Assembled {
+            toc: descriptor(TOC_MEDIA_TYPE, toc_digest.clone(), json.len() as u64),
+            tar: descriptor(ASSEMBLED_MEDIA_TYPE, tar_digest, tar_size),
+        },
+        bytes_fetched: fetched,
+        files_fetched: plan.fetched_files,
+        files_reused: plan.reused_files,
+    }))
+}
+
+fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+    Descriptor { media_type: media_type.into(), digest, size, annotations: Default::default() }
+}
+
+/// Decompress, check against `toc_digest`, and parse the TOC at `toc_offset`.
+pub fn read_toc(
+    layer: &Digest,
+    compressed: &[u8],
+    toc_offset: u64,
+    toc_digest: &Digest,
+) -> Result<(Vec<u8>, Toc), ChunkedError> {
+    let json =
+        toc::extract(compressed).map_err(|source| ChunkedError::TocUnreadable { layer: layer.clone(), source })?;
+    let actual = Digest::of_bytes(toc_digest.algorithm(), &json);
+    if actual != *toc_digest {
+        return Err(ChunkedError::TocMismatch { layer: layer.clone(), expected: toc_digest.clone(), actual });
+    }
+    let parsed =
+        toc::parse(&json, toc_offset).map_err(|reason| ChunkedError::InvalidToc { layer: layer.clone(), reason })?;
+    Ok((json, parsed))
+}
+
+/// Bytes `start..end` of the remote blob; `None` when the server does not do ranges.
+fn range(remote: &RemoteBlob<'_>, start: u64, end: u64) -> Result<Option<Vec<u8>>, ChunkedError> {
+    let err = |source| ChunkedError::Range { layer: remote.digest.clone(), start, end, source };
+    match remote.client.get_byte_range(remote.url, remote.headers, start, end).map_err(err)? {
+        RangeAnswer::Ignored(_) => Ok(None),
+        RangeAnswer::Partial(resp) => {
+            let mut bytes = Vec::with_capacity((end - start) as usize);
+            resp.take(end - start)
+                .read_to_end(&mut bytes)
+                .map_err(|e| err(crate::transport::TransportError::Body { url: remote.url.into(), source: e }))?;
+            if bytes.len() as u64 != end - start {
+                return Err(err(crate::transport::TransportError::Body {
+                    url: remote.url.into(),
+                    source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the range ended early"),
+                }));
+            }
+            Ok(Some(bytes))
+        }
+    }
+}
+
+/// Where each file's content comes from.
+#[derive(Default)]
+struct Plan {
+    /// By content digest: a stored blob, or bytes in the spool.
+    sources: HashMap<Digest, Source>,
+    fetched_files: u64,
+    reused_files: u64,
+}
+
+#[derive(Clone)]
+enum Source {
+    Local(Digest, FileSource),
+    Spool(u64),
+}
+
+impl Plan {
+    /// Find every file the store holds, hashing the stored content to be sure.
+    fn find_local(&mut self, store: &Store, toc: &Toc) -> Result<(), ChunkedError> {
+        for e in &toc.entries {
+            let Some(digest) = &e.digest else { continue };
+            if self.sources.contains_key(digest) {
+                continue;
+            }
+            for (blob, source) in store.file_sources(digest)? {
+                if source.size == e.size && local_matches(store, &blob, &source) {
+                    self.sources.insert(digest.clone(), Source::Local(blob, source));
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Open stored content as a stream of its `size` bytes.
+fn open_local(store: &Store, blob: &Digest, source: &FileSource) -> std::io::Result<Box<dyn Read>> {
+    let mut file = store.blobs().open_blob(blob).map_err(std::io::Error::other)?;
+    file.seek(SeekFrom::Start(source.offset))?;
+    let reader = BufReader::new(file);
+    Ok(match source.encoding {
+        ContentEncoding::Raw => Box::new(reader.take(source.size)),
+        ContentEncoding::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader).take(source.size)),
+    })
+}
+
+fn local_matches(store: &Store, blob: &Digest, source: &FileSource) -> bool {
+    let check = || -> std::io::Result<bool> {
+        let mut hasher = HashingSink { hasher: Hasher::new(source.content.algorithm()), len: 0 };
+        std::io::copy(&mut open_local(store, blob, source)?, &mut hasher)?;
+        Ok(hasher.len == source.size && hasher.hasher.finish() == source.content)
+    };
+    check().unwrap_or(false)
+}
+
+struct HashingSink {
+    hasher: Hasher,
+    len: u64,
+}
+
+impl Write for HashingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Fetch the chunks of every file the plan has no source for, in runs of adjacent
+/// members (one `Range` request each), checking each chunk and each file; the contents
+/// go to `spool`. Returns the bytes received.
+fn fetch_missing(remote: &RemoteBlob<'_>, toc: &Toc, plan: &mut Plan, spool: &mut File) -> Result<u64, ChunkedError> {
+    let layer = remote.digest;
+    // The files to fetch, first occurrence of each content only.
+    let mut wanted: Vec<&Entry> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for e in &toc.entries {
+        if let Some(d) = &e.digest
+            && !plan.sources.contains_key(d)
+            && seen.insert(d.clone())
+        {
+            wanted.push(e);
+        }
+    }
+    let chunks: Vec<(&Entry, &toc::Chunk)> =
+        wanted.iter().flat_map(|e| e.chunks.iter().map(move |c| (*e, c))).collect();
+    let mut fetched = 0u64;
+    let mut spooled =
+        spool.stream_position().map_err(|source| ChunkedError::Assemble { layer: layer.clone(), source })?;
+    let mut file_hasher: Option<Hasher> = None;
+    let mut i = 0;
+    while i < chunks.len() {
+        // A run: chunks whose members follow each other in the blob.
+        let mut j = i + 1;
+        while j < chunks.len() && chunks[j].1.start == chunks[j - 1].1.end {
+            j += 1;
+        }
+        let (start, end) = (chunks[i].1.start, chunks[j - 1].1.end);
+        let bytes = range(remote, start, end)?.ok_or_else(|| ChunkedError::RangesUnsupported {
+            layer: layer.clone(),
+            url: remote.url.into(),
+            status: 200,
+        })?;
+        fetched += bytes.len() as u64;
+        for (entry, chunk) in &chunks[i..j] {
+            let member = &bytes[(chunk.start - start) as usize..(chunk.end - start) as usize];
+            let unreadable = |source| ChunkedError::ChunkUnreadable {
+                layer: layer.clone(),
+                name: entry.name.clone(),
+                offset: chunk.start,
+                source,
+            };
+            let mut content = Vec::with_capacity(chunk.len as usize);
+            flate2::read::MultiGzDecoder::new(member).take(chunk.len).read_to_end(&mut content).map_err(unreadable)?;
+            let actual = Digest::of_bytes(chunk.digest.algorithm(), &content);
+            if content.len() as u64 != chunk.len || actual != chunk.digest {
+                return Err(ChunkedError::ContentMismatch(Box::new(ContentMismatch {
+                    layer: layer.clone(),
+                    part: format!("the chunk at byte {}", chunk.start),
+                    name: entry.name.clone(),
+                    expected: chunk.digest.clone(),
+                    actual,
+                })));
+            }
+            if chunk.file_offset == 0 {
+                file_hasher = Some(Hasher::new(Algorithm::Sha256));
+            }
+            let hasher = file_hasher.as_mut().expect("a file starts with its first chunk");
+            hasher.update(&content);
+            spool.write_all(&content).map_err(|source| ChunkedError::Assemble { layer: layer.clone(), source })?;
+            if chunk.file_offset + chunk.len == entry.size {
+                let expected = entry.digest.clone().expect("wanted files have a digest");
+                let actual = file_hasher.take().expect("set above").finish();
+                if actual != expected {
+                    return Err(ChunkedError::ContentMismatch(Box::new(ContentMismatch {
+                        layer: layer.clone(),
+                        part: "the content".into(),
+                        name: entry.name.clone(),
+                        expected,
+                        actual,
+                    })));
+                }
+                plan.sources.insert(expected, Source::Spool(spooled));
+                spooled += entry.size;
+                plan.fetched_files += 1;
+            }
+        }
+        i = j;
+    }
+    Ok(fetched)
+}
+
+enum AssembleError {
+    Io(std::io::Error),
+    Chunked(ChunkedError),
+}
+
+impl From<std::io::Error> for AssembleError {
+    fn from(e: std::io::Error) -> AssembleError {
+        AssembleError::Io(e)
+    }
+}
+
+/// Counts the bytes written through it.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Write the layer's tar, in TOC order, with the TOC itself last as the producer wrote
+/// it (`stargz.index.json`, mode 0, time 0), so the tree equals a full pull's. Returns
+/// (content digest, offset, size) of each regular file's content in the tar.
+fn write_tar(
+    store: &Store,
+    toc: &Toc,
+    json: &[u8],
+    plan: &Plan,
+    spool: &mut File,
+    out: &mut File,
+) -> Result<Vec<(Digest, u64, u64)>, AssembleError> {
+    let mut contents = Vec::new();
+    let mut builder = tar::Builder::new(Counting { inner: std::io::BufWriter::new(out), written: 0 });
+    for e in &toc.entries {
+        let mut header = header_of(e);
+        if !e.xattrs.is_empty() {
+            let mut records = Vec::new();
+            for (k, v) in &e.xattrs {
+                pax_record(&mut records, &format!("SCHILY.xattr.{k}"), v);
+            }
+            let mut pax = tar::Header::new_ustar();
+            pax.set_entry_type(tar::EntryType::XHeader);
+            pax.set_size(records.len() as u64);
+            pax.set_mode(0o644);
+            pax.set_uid(0);
+            pax.set_gid(0);
+            pax.set_mtime(0);
+            builder.append_data(&mut pax, "PaxHeaders/entry", records.as_slice())?;
+        }
+        match e.kind {
+            Kind::Symlink | Kind::Hardlink => builder.append_link(&mut header, &e.name, &e.link_name)?,
+            Kind::Reg if e.size > 0 => {
+                let digest = e.digest.as_ref().expect("files with content have a digest");
+                let reader: Box<dyn Read> = match plan.sources.get(digest) {
+                    Some(Source::Local(blob, source)) => open_local(store, blob, source)?,
+                    Some(Source::Spool(offset)) => {
+                        spool.seek(SeekFrom::Start(*offset))?;
+                        Box::new(BufReader::new(spool.try_clone()?).take(e.size))
+                    }
+                    None => unreachable!("every file was found or fetched"),
+                };
+                let mut hashed = crate::render::HashingReader::new(reader, digest.algorithm());
+                builder.append_data(&mut header, &e.name, &mut hashed)?;
+                // Local content was hashed when chosen; hash it again as it is copied.
+                let actual = hashed.finish()?;
+                if actual != *digest {
+                    return Err(AssembleError::Chunked(ChunkedError::ContentMismatch(Box::new(ContentMismatch {
+                        layer: digest.clone(),
+                        part: "the stored content".into(),
+                        name: e.name.clone(),
+                        expected: digest.clone(),
+                        actual,
+                    }))));
+                }
+                let end = builder.get_ref().written;
+                contents.push((digest.clone(), end - e.size.div_ceil(512) * 512, e.size));
+            }
+            _ => builder.append_data(&mut header, &e.name, std::io::empty())?,
+        }
+    }
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(json.len() as u64);
+    header.set_mode(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    builder.append_data(&mut header, toc::TOC_TAR_NAME, json)?;
+    builder.finish()?;
+    let counting = builder.into_inner()?;
+    counting.inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(contents)
+}
+
+fn header_of(e: &Entry) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(match e.kind {
+        Kind::Dir => tar::EntryType::Directory,
+        Kind::Reg => tar::EntryType::Regular,
+        Kind::Symlink => tar::EntryType::Symlink,
+        Kind::Hardlink => tar::EntryType::Link,
+        Kind::Char => tar::EntryType::Char,
+        Kind::Block => tar::EntryType::Block,
+        Kind::Fifo => tar::EntryType::Fifo,
+    });
+    h.set_size(e.size);
+    h.set_mode(e.mode);
+    h.set_uid(e.uid);
+    h.set_gid(e.gid);
+    h.set_mtime(e.mtime.max(0) as u64);
+    // Names too long for the field are dropped, as numeric ids decide ownership anyway.
+    let _ = h.set_username(&e.user_name);
+    let _ = h.set_groupname(&e.group_name);
+    if matches!(e.kind, Kind::Char | Kind::Block) {
+        let _ = h.set_device_major(e.dev_major);
+        let _ = h.set_device_minor(e.dev_minor);
+    }
+    h
+}
+
+/// One PAX record: `"<len> <key>=<value>\n"`, where len counts the whole record.
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    out.extend_from_slice(format!("{len} {key}=").as_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+/// Index the files of an eStargz layer stored whole, from its own TOC, so later partial
+/// pulls take their contents from it. `toc_digest` is the manifest's annotation.
+pub fn index_stored_layer(store: &Store, layer: &Digest, toc_digest: &Digest) -> Result<usize, ChunkedError> {
+    let size = store.blobs().size(layer)?;
+    if size < footer::FOOTER_SIZE {
+        return Err(ChunkedError::NoFooter { layer: layer.clone() });
+    }
+    let tail = store.blobs().read_at(layer, size - footer::FOOTER_SIZE, footer::FOOTER_SIZE as usize)?;
+    let (toc_offset, footer_len) =
+        footer::parse(&tail).ok_or_else(|| ChunkedError::NoFooter { layer: layer.clone() })?;
+    let toc_end = size - footer_len;
+    if toc_offset >= toc_end || toc_end - toc_offset > toc::MAX_TOC_BYTES {
+        return Err(ChunkedError::FooterOutOfRange { layer: layer.clone(), offset: toc_offset, size });
+    }
+    let compressed = store.blobs().read_at(layer, toc_offset, (toc_end - toc_offset) as usize)?;
+    let (_, parsed) = read_toc(layer, &compressed, toc_offset, toc_digest)?;
+    let files: Vec<FileSource> = parsed
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let digest = e.digest.clone()?;
+            Some(FileSource {
+                content: digest,
+                offset: e.chunks.first()?.start,
+                size: e.size,
+                encoding: ContentEncoding::Gzip,
+            })
+        })
+        .collect();
+    store.index_files(layer, &files)?;
+    Ok(files.len())
+}
+
+/// Check a partially pulled layer: the stored TOC parses, and the assembled tar holds
+/// exactly the TOC's regular files with the TOC's digests. `Err` names the first
+/// disagreement.
+pub fn check_assembled(store: &Store, assembled: &Assembled) -> Result<(), String> {
+    let json = store
+        .blobs()
+        .read_at(&assembled.toc.digest, 0, assembled.toc.size as usize)
+        .map_err(|e| format!("reading its TOC: {e}"))?;
+    let parsed = toc::parse(&json, u64::MAX).map_err(|e| format!("its TOC: {e}"))?;
+    let mut expected: HashMap<String, Digest> = HashMap::new();
+    for e in &parsed.entries {
+        if let Some(d) = &e.digest {
+            expected.insert(normalize(&e.name), d.clone());
+        }
+    }
+    let file = store.blobs().open_blob(&assembled.tar.digest).map_err(|e| e.to_string())?;
+    let mut archive = tar::Archive::new(BufReader::new(file));
+    let entries = archive.entries().map_err(|e| format!("reading the assembled tar: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("reading the assembled tar: {e}"))?;
+        let name = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+        if entry.header().entry_type() != tar::EntryType::Regular || entry.size() == 0 {
+            continue;
+        }
+        if name == toc::TOC_TAR_NAME {
+            continue;
+        }
+        let want = expected.remove(&name).ok_or_else(|| format!("{name:?} is in the tar but not in the TOC"))?;
+        let mut sink = HashingSink { hasher: Hasher::new(want.algorithm()), len: 0 };
+        std::io::copy(&mut entry, &mut sink).map_err(|e| format!("reading {name:?}: {e}"))?;
+        let actual = sink.hasher.finish();
+        if actual != want {
+            return Err(format!("{name:?} hashes to {actual}, the TOC says {want}"));
+        }
+    }
+    match expected.into_keys().next() {
+        Some(name) => Err(format!("{name:?} is in the TOC but not in the tar")),
+        None => Ok(()),
+    }
+}
+
+fn normalize(name: &str) -> String {
+    name.trim_start_matches("./").trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        let mut out = Vec::new();
+        pax_record(&mut out, "SCHILY.xattr.user.a", b"1");
+        assert_eq!(out, b"25 SCHILY.xattr.user.a=1\n");
+        assert_eq!(out.len(), 25);
+        let mut long = Vec::new();
+        pax_record(&mut long, "k", &[b'v'; 95]);
+        assert_eq!(long.len(), 102);
+        assert!(long.starts_with(b"102 k="));
+    }
+}
