@@ -69,6 +69,17 @@ impl FaultRegistry {
         for d in [manifest["config"]["digest"].as_str().unwrap(), &layer_digest] {
             content.insert(format!("/v2/app/blobs/{d}"), ("application/octet-stream".into(), read_blob(layout, d)));
         }
+        FaultRegistry::serving(content, manifest_digest, layer_digest, faults)
+    }
+
+    /// Serve `content` (path → (content type, bytes)) and `/v2/`, with `faults`;
+    /// `manifest_digest` and `layer_digest` are only kept for the caller.
+    pub fn serving(
+        mut content: HashMap<String, (String, Vec<u8>)>,
+        manifest_digest: String,
+        layer_digest: String,
+        faults: impl Fn(&Seen, usize) -> Action + Send + Sync + 'static,
+    ) -> FaultRegistry {
         content.insert("/v2/".into(), ("application/json".into(), b"{}".to_vec()));
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -12,6 +12,7 @@ mod export;
 mod fault_registry;
 mod fetch_layout;
 mod hostile_layouts;
+mod lazy;
 mod policy;
 mod progress;
 mod realm;

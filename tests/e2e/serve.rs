@@ -182,15 +182,16 @@ fn podman(work: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A containerd daemon with its own root, state and socket, for `ctr`.
-struct Containerd {
+/// A containerd daemon with its own root, state and socket, for `ctr` (and
+/// `ctr-remote`, which converts images to eStargz in the lazy tests).
+pub struct Containerd {
     child: Child,
-    socket: String,
+    pub socket: String,
     _dir: tempfile::TempDir,
 }
 
 impl Containerd {
-    fn start() -> Containerd {
+    pub fn start() -> Containerd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let socket = format!("{d}/containerd.sock");

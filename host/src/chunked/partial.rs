@@ -378,8 +378,14 @@ fn write_tar(
             pax.set_mtime(0);
             builder.append_data(&mut pax, "PaxHeaders/entry", records.as_slice())?;
         }
+        // Names and link targets go in byte for byte as the TOC has them (the tar
+        // crate's path setters refuse some, such as `/`); render resolves them safely.
+        set_long_field(&mut builder, tar::EntryType::GNULongName, &mut header, e.name.as_bytes())?;
+        if matches!(e.kind, Kind::Symlink | Kind::Hardlink) {
+            set_long_field(&mut builder, tar::EntryType::new(b'K'), &mut header, e.link_name.as_bytes())?;
+        }
+        header.set_cksum();
         match e.kind {
-            Kind::Symlink | Kind::Hardlink => builder.append_link(&mut header, &e.name, &e.link_name)?,
             Kind::Reg if e.size > 0 => {
                 let digest = e.digest.as_ref().expect("files with content have a digest");
                 let reader: Box<dyn Read> = match plan.sources.get(digest) {
@@ -391,7 +397,7 @@ fn write_tar(
                     None => unreachable!("every file was found or fetched"),
                 };
                 let mut hashed = crate::render::HashingReader::new(reader, digest.algorithm());
-                builder.append_data(&mut header, &e.name, &mut hashed)?;
+                builder.append(&header, &mut hashed)?;
                 // Local content was hashed when chosen; hash it again as it is copied.
                 let actual = hashed.finish()?;
                 if actual != *digest {
@@ -406,7 +412,7 @@ fn write_tar(
                 let end = builder.get_ref().written;
                 contents.push((digest.clone(), end - e.size.div_ceil(512) * 512, e.size));
             }
-            _ => builder.append_data(&mut header, &e.name, std::io::empty())?,
+            _ => builder.append(&header, std::io::empty())?,
         }
     }
     let mut header = tar::Header::new_ustar();
@@ -423,8 +429,36 @@ fn write_tar(
     Ok(contents)
 }
 
+/// Put `value` in the header's name (`GNULongName`) or link-name (`GNULongLink`) field;
+/// one that does not fit goes first as a GNU long-name entry, as GNU tar writes it, and
+/// the field keeps its first 100 bytes.
+fn set_long_field<W: Write>(
+    builder: &mut tar::Builder<W>,
+    kind: tar::EntryType,
+    header: &mut tar::Header,
+    value: &[u8],
+) -> std::io::Result<()> {
+    let old = header.as_old_mut();
+    let field: &mut [u8; 100] = if kind == tar::EntryType::GNULongName { &mut old.name } else { &mut old.linkname };
+    let n = value.len().min(100);
+    field[..n].copy_from_slice(&value[..n]);
+    if value.len() <= 100 {
+        return Ok(());
+    }
+    let mut long = tar::Header::new_gnu();
+    long.as_gnu_mut().expect("a GNU header").name[..13].copy_from_slice(b"././@LongLink");
+    long.set_entry_type(kind);
+    long.set_mode(0o644);
+    long.set_uid(0);
+    long.set_gid(0);
+    long.set_mtime(0);
+    long.set_size(value.len() as u64 + 1);
+    long.set_cksum();
+    builder.append(&long, value.iter().copied().chain([0]).collect::<Vec<u8>>().as_slice())
+}
+
 fn header_of(e: &Entry) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
+    let mut h = tar::Header::new_gnu();
     h.set_entry_type(match e.kind {
         Kind::Dir => tar::EntryType::Directory,
         Kind::Reg => tar::EntryType::Regular,

@@ -1,0 +1,306 @@
+//! Partial pulls of eStargz layers: images built by umoci, pushed by skopeo to a real
+//! `docker-registry`, converted to eStargz by stargz-snapshotter's `ctr-remote` (through
+//! a containerd of the test's own) and pushed back; berth fetches them with `--partial`
+//! and must render exactly what a full pull renders, download only what the store lacks,
+//! and refuse a chunk whose bytes are not the ones the table of contents names.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use crate::fault_registry::{Action, FaultRegistry};
+use crate::registry::Registry;
+use crate::serve::Containerd;
+use crate::support::{Root, noise, run_tool};
+use crate::tree::{Compare, assert_same, manifest};
+
+/// Chunk size for the conversion: small, so files span several chunks (each its own
+/// gzip member, fetched and checked on its own).
+const CHUNK_SIZE: &str = "65536";
+
+/// Whether the tools the conversion needs are here; tests skip (saying why) otherwise.
+fn tools_missing(test: &str) -> bool {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipping {test}: containerd (for ctr-remote) needs root");
+        return true;
+    }
+    for tool in ["ctr-remote", "containerd", "umoci", "skopeo", "docker-registry"] {
+        if Command::new(tool).arg("--help").output().is_err() {
+            eprintln!("skipping {test}: {tool} is not installed (`just setup` installs it)");
+            return true;
+        }
+    }
+    false
+}
+
+/// A registry with eStargz images converted by `ctr-remote`, and the daemon it used.
+struct Converted {
+    registry: Registry,
+    containerd: Containerd,
+    _work: tempfile::TempDir,
+}
+
+impl Converted {
+    fn start() -> Converted {
+        Converted { registry: Registry::start(), containerd: Containerd::start(), _work: tempfile::tempdir().unwrap() }
+    }
+
+    fn ctr_remote(&self, args: &[&str]) -> String {
+        let mut all = vec!["-a", &self.containerd.socket, "-n", "berth-lazy"];
+        all.extend_from_slice(args);
+        run_tool("ctr-remote", &all, Path::new("/"))
+    }
+
+    /// Build an image of `files` (path → bytes) with umoci, push it as `repo:plain`, and
+    /// convert it with ctr-remote to eStargz pushed as `repo:esgz`.
+    fn push_estargz(&self, repo: &str, files: &[(String, Vec<u8>)]) {
+        let work = self._work.path().join(repo);
+        let rootfs = work.join("rootfs");
+        for (path, bytes) in files {
+            let p = rootfs.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, bytes).unwrap();
+        }
+        // The other kinds of entry a TOC describes.
+        std::fs::create_dir_all(rootfs.join("etc/empty.d")).unwrap();
+        std::os::unix::fs::symlink("../data/f0", rootfs.join("etc/link")).unwrap();
+        std::fs::hard_link(rootfs.join("data/f1"), rootfs.join("etc/hard")).unwrap();
+        std::fs::write(rootfs.join("etc/empty"), b"").unwrap();
+        let long = format!("etc/{}", "long-name-".repeat(12));
+        std::fs::write(rootfs.join(long), b"a name over 100 bytes").unwrap();
+        let fifo = std::ffi::CString::new(rootfs.join("etc/fifo").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only reads it.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
+        let layout = work.join("layout");
+        let tag = format!("{}:v1", layout.display());
+        run_tool("umoci", &["init", "--layout", layout.to_str().unwrap()], &work);
+        run_tool("umoci", &["new", "--image", &tag], &work);
+        run_tool("umoci", &["insert", "--image", &tag, rootfs.to_str().unwrap(), "/"], &work);
+        run_tool("umoci", &["config", "--image", &tag, "--config.cmd", "/data/f0"], &work);
+        self.registry.push(&layout, "v1", &format!("{repo}:plain"), "oci");
+        let plain = format!("{}/{repo}:plain", self.registry.addr);
+        let esgz = format!("{}/{repo}:esgz", self.registry.addr);
+        self.ctr_remote(&["images", "pull", "--plain-http", &plain]);
+        self.ctr_remote(&[
+            "images",
+            "convert",
+            "--estargz",
+            "--oci",
+            "--estargz-chunk-size",
+            CHUNK_SIZE,
+            &plain,
+            &esgz,
+        ]);
+        self.ctr_remote(&["images", "push", "--plain-http", &esgz]);
+    }
+
+    fn point(&self, repo: &str) -> String {
+        format!("oci://{}/{repo}:esgz", self.registry.addr)
+    }
+
+    /// The layer descriptor of `repo:esgz`, as the registry serves its manifest.
+    fn layer(&self, repo: &str) -> serde_json::Value {
+        let raw = run_tool(
+            "skopeo",
+            &["inspect", "--raw", "--tls-verify=false", &format!("docker://{}/{repo}:esgz", self.registry.addr)],
+            Path::new("/"),
+        );
+        let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        manifest["layers"][0].clone()
+    }
+}
+
+/// `count` files under `data/` with sizes from 1 byte to ~100 KiB (a few span several
+/// chunks), their bytes from `seed`.
+fn files(count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
+    (0..count).map(|i| (format!("data/f{i}"), noise(seed + i as u64, 1 + (i * 7919) % 100_000))).collect()
+}
+
+/// The rendered tree of `point` in `root` (a flattened copy).
+fn rendered(root: &Root, point: &str, dir: &Path) -> std::collections::BTreeMap<String, String> {
+    root.ok(&["image", "render", point, dir.to_str().unwrap()]);
+    manifest(dir, Compare { dir_mtimes: true })
+}
+
+#[test]
+fn a_partial_pull_renders_what_a_full_pull_renders() {
+    if tools_missing("a_partial_pull_renders_what_a_full_pull_renders") {
+        return;
+    }
+    let c = Converted::start();
+    c.push_estargz("app", &files(40, 1));
+    let layer = c.layer("app");
+    assert!(
+        layer["annotations"]["containerd.io/snapshot/stargz/toc.digest"].is_string(),
+        "ctr-remote did not write an eStargz layer: {layer}"
+    );
+    let point = c.point("app");
+
+    let partial = Root::new();
+    let fetched = partial.json(&["fetch", "--partial", &point]);
+    assert_eq!(fetched["layersPartial"], 1, "{fetched}");
+    assert_eq!(fetched["filesReused"], 0, "an empty store reuses nothing: {fetched}");
+    let full = Root::new();
+    let fetched_whole = full.json(&["fetch", &point]);
+    assert_eq!(fetched_whole["layersPartial"], 0, "without --partial the blob is fetched whole: {fetched_whole}");
+
+    let scratch = tempfile::tempdir().unwrap();
+    let from_partial = rendered(&partial, &point, &scratch.path().join("partial"));
+    let from_full = rendered(&full, &point, &scratch.path().join("full"));
+    assert_same("partial pull", &from_partial, "full pull", &from_full);
+    partial.assert_fsck_clean();
+    full.assert_fsck_clean();
+    let checked = partial.json(&["fsck"]);
+    assert_eq!(checked["assembled_layers_checked"], 1, "{checked}");
+
+    // The EROFS form too: the same tree from the assembled layer.
+    let erofs = Root::with_snapshotter("erofs");
+    erofs.ok(&["fetch", "--partial", &point]);
+    let from_erofs = rendered(&erofs, &point, &scratch.path().join("erofs"));
+    assert_same("partial pull (EROFS snapshots)", &from_erofs, "full pull", &from_full);
+}
+
+#[test]
+fn a_second_image_sharing_most_files_downloads_only_the_rest() {
+    if tools_missing("a_second_image_sharing_most_files_downloads_only_the_rest") {
+        return;
+    }
+    let c = Converted::start();
+    let first = files(200, 1);
+    // The second image: 90% of the files as they are, 10% with new contents.
+    let mut second = first.clone();
+    for (i, (_, bytes)) in second.iter_mut().enumerate().filter(|(i, _)| i % 10 == 3) {
+        *bytes = noise(10_000 + i as u64, bytes.len());
+    }
+    c.push_estargz("one", &first);
+    c.push_estargz("two", &second);
+
+    let root = Root::new();
+    root.ok(&["fetch", &c.point("one")]);
+    let fetched = root.json(&["fetch", "--partial", &c.point("two")]);
+    let layer_size = c.layer("two")["size"].as_u64().unwrap();
+    let downloaded = fetched["partialBytesFetched"].as_u64().unwrap();
+    eprintln!(
+        "second image: {downloaded} of {layer_size} layer bytes downloaded ({:.1}%), {} files fetched, {} reused",
+        downloaded as f64 * 100.0 / layer_size as f64,
+        fetched["filesFetched"],
+        fetched["filesReused"]
+    );
+    assert!(downloaded * 100 <= layer_size * 15, "{downloaded} bytes of a {layer_size}-byte layer is over 15%");
+    assert_eq!(fetched["filesFetched"], 20, "{fetched}");
+
+    // What it rendered is what a full pull of the second image renders.
+    let full = Root::new();
+    full.ok(&["fetch", &c.point("two")]);
+    let scratch = tempfile::tempdir().unwrap();
+    assert_same(
+        "partial pull",
+        &rendered(&root, &c.point("two"), &scratch.path().join("partial")),
+        "full pull",
+        &rendered(&full, &c.point("two"), &scratch.path().join("full")),
+    );
+
+    // A third fetch finds everything in the store: the first image stored whole, the
+    // second assembled.
+    let again = root.json(&["fetch", "--partial", "--pull-policy", "update", &c.point("two")]);
+    assert_eq!(again["filesFetched"], 0, "{again}");
+    root.assert_fsck_clean();
+}
+
+#[test]
+fn partial_layers_cannot_be_exported_and_gc_reclaims_them() {
+    if tools_missing("partial_layers_cannot_be_exported_and_gc_reclaims_them") {
+        return;
+    }
+    let c = Converted::start();
+    c.push_estargz("app", &files(10, 7));
+    let root = Root::new();
+    root.ok(&["fetch", "--partial", &c.point("app")]);
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, err) = root.run(&["image", "export", &c.point("app"), out.path().join("x").to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("pulled partially") && err.contains("without --partial"), "{err}");
+
+    // `image rm` collects what the image alone needed: its TOC and assembled tar too.
+    root.ok(&["image", "rm", &c.point("app")]);
+    root.ok(&["gc"]);
+    assert!(root.blob_names().is_empty(), "gc left blobs: {:?}", root.blob_names());
+    // The file index forgot them: the next partial pull fetches every file again.
+    let again = root.json(&["fetch", "--partial", &c.point("app")]);
+    assert_eq!(again["filesReused"], 0, "{again}");
+    // Ten data files, the long-named one and the landmark ctr-remote adds.
+    assert_eq!(again["filesFetched"], 12, "{again}");
+    root.assert_fsck_clean();
+}
+
+#[test]
+fn a_chunk_with_wrong_bytes_is_refused_and_nothing_is_committed() {
+    if tools_missing("a_chunk_with_wrong_bytes_is_refused_and_nothing_is_committed") {
+        return;
+    }
+    let c = Converted::start();
+    c.push_estargz("app", &files(10, 3));
+    // Serve the converted image from a fake registry that answers one chunk's range
+    // with a valid gzip member of other bytes: only the chunk digest can tell.
+    let base = format!("http://{}/v2/app", c.registry.addr);
+    let get = |path: &str| -> Vec<u8> {
+        let out = Command::new("curl")
+            .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", &format!("{base}/{path}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "curl {path} failed");
+        out.stdout
+    };
+    let manifest_bytes = get("manifests/esgz");
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    let blob = get(&format!("blobs/{layer}"));
+    let mut content: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+    let manifest_type = "application/vnd.oci.image.manifest.v1+json".to_string();
+    content.insert("/v2/app/manifests/v1".into(), (manifest_type, manifest_bytes));
+    content.insert(
+        format!("/v2/app/blobs/{config}"),
+        ("application/octet-stream".into(), get(&format!("blobs/{config}"))),
+    );
+    content.insert(format!("/v2/app/blobs/{layer}"), ("application/octet-stream".into(), blob.clone()));
+
+    // The chunk of data/f5 (tens of KiB of noise): find its offset in the TOC.
+    let toc = toc_of(&blob);
+    let entry = toc["entries"].as_array().unwrap().iter().find(|e| e["name"] == "data/f5").unwrap();
+    let offset = entry["offset"].as_u64().unwrap() as usize;
+    let size = entry["chunkSize"].as_u64().filter(|s| *s > 0).or(entry["size"].as_u64()).unwrap() as usize;
+    let mut forged = blob.clone();
+    let mut member = Vec::new();
+    {
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(&mut member, flate2::Compression::default());
+        gz.write_all(&vec![0u8; size]).unwrap();
+        gz.finish().unwrap();
+    }
+    forged[offset..offset + member.len()].copy_from_slice(&member);
+    let forged_path = format!("/v2/app/blobs/{layer}");
+    let reg = FaultRegistry::serving(content, String::new(), layer.clone(), move |seen, _| {
+        if seen.path == forged_path && seen.range.is_some() { Action::Replace(forged.clone()) } else { Action::Serve }
+    });
+
+    let root = Root::new();
+    let (code, _, err) = root.run(&["fetch", "--partial", &format!("oci://{}/app:v1", reg.addr)]);
+    assert_eq!(code, 6, "a forged chunk is corrupt content: {err}");
+    assert!(err.contains("data/f5") && err.contains("hashes to") && err.contains("nothing was stored"), "{err}");
+    assert_eq!(root.image_count(), 0);
+    assert!(root.blob_names().is_empty(), "the failed fetch left blobs: {:?}", root.blob_names());
+    root.assert_fsck_clean();
+}
+
+/// The TOC JSON of an eStargz blob (read as any tool would: the last tar entry).
+fn toc_of(blob: &[u8]) -> serde_json::Value {
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(blob));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("stargz.index.json") {
+            return serde_json::from_reader(&mut entry).unwrap();
+        }
+    }
+    panic!("no stargz.index.json in the layer");
+}
