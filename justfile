@@ -30,6 +30,7 @@ setup:
     command -v tmux >/dev/null || need+=(tmux)
     command -v podman >/dev/null || need+=(podman)
     command -v containerd >/dev/null || need+=(containerd)
+    command -v ctr-remote >/dev/null || need+=(stargz-snapshotter)
     command -v script >/dev/null || need+=(bsdutils)
     pkg-config --exists libseccomp 2>/dev/null || need+=(libseccomp-dev pkg-config)
     if [ ${#need[@]} -gt 0 ]; then

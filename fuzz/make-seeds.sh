@@ -11,7 +11,7 @@ seeds="$PWD/seeds"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$seeds"
-mkdir -p "$seeds"/{cimd_point,image_spec,appc_manifest,appc_discovery,registries_toml,auth_json,policy_toml,erofs_check,erofs_write,tar_apply}
+mkdir -p "$seeds"/{cimd_point,image_spec,appc_manifest,appc_discovery,registries_toml,auth_json,policy_toml,erofs_check,erofs_write,tar_apply,estargz_toc}
 
 # --- distribution points: the forms README and the cimd tests document -------------
 i=0
@@ -217,5 +217,49 @@ EOF
         rm -rf t/dev # mkfs.erofs 1.5 stores what berth's writer would too; keep it small
         mkfs.erofs "$seeds/erofs_check/mkfs-erofs.img" t >/dev/null
     fi
+)
+# --- eStargz: a layer converted by stargz-snapshotter's ctr-remote (through a containerd
+# and a docker-registry of this script's own), cut into the three inputs of the target:
+# its footer, the gzip member holding the TOC, and the TOC's JSON, each after the TOC
+# offset as 8 little-endian bytes.
+(
+    cd "$work"
+    mkdir -p esgz/rootfs/data
+    for i in $(seq 1 12); do head -c $((i * 20000)) /dev/urandom > "esgz/rootfs/data/f$i"; done
+    ln -s f1 esgz/rootfs/data/link
+    umoci init --layout esgz/layout
+    umoci new --image esgz/layout:v1
+    umoci insert --image esgz/layout:v1 esgz/rootfs / >/dev/null
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+        "$work/esgz/registry" "$port" > esgz/registry.yml
+    printf 'version = 2\nroot = "%s"\nstate = "%s"\n[grpc]\n  address = "%s"\n' \
+        "$work/esgz/c-root" "$work/esgz/c-state" "$work/esgz/c.sock" > esgz/containerd.toml
+    docker-registry serve esgz/registry.yml >/dev/null 2>&1 & registry=$!
+    containerd --config esgz/containerd.toml >/dev/null 2>&1 & daemon=$!
+    trap 'kill $registry $daemon' EXIT
+    until ctr -a esgz/c.sock version >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$port/v2/" >/dev/null; do
+        sleep 0.1
+    done
+    skopeo copy -q --dest-tls-verify=false oci:esgz/layout:v1 "docker://127.0.0.1:$port/s:plain"
+    ctr_remote() { ctr-remote -a esgz/c.sock -n seeds "$@" >/dev/null; }
+    ctr_remote images pull --plain-http "127.0.0.1:$port/s:plain"
+    ctr_remote images convert --estargz --oci --estargz-chunk-size 65536 \
+        "127.0.0.1:$port/s:plain" "127.0.0.1:$port/s:esgz"
+    ctr_remote images push --plain-http "127.0.0.1:$port/s:esgz"
+    layer=$(skopeo inspect --raw --tls-verify=false "docker://127.0.0.1:$port/s:esgz" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["layers"][0]["digest"])')
+    curl -sf "http://127.0.0.1:$port/v2/s/blobs/$layer" -o esgz/layer.gz
+    python3 - esgz/layer.gz "$seeds/estargz_toc" <<'EOF'
+import gzip, io, struct, sys, tarfile
+blob = open(sys.argv[1], "rb").read()
+footer = blob[-51:]
+offset = int(footer[16:32], 16)
+member = blob[offset:-51]
+toc = tarfile.open(fileobj=io.BytesIO(gzip.decompress(member))).extractfile("stargz.index.json").read()
+prefix = struct.pack("<Q", offset)
+for name, data in [("footer", footer), ("toc-member", member), ("toc", toc)]:
+    open(f"{sys.argv[2]}/{name}-ctr-remote.bin", "wb").write(prefix + data)
+EOF
 )
 du -sh "$seeds"

@@ -16,11 +16,13 @@
 //! - *flags byte*: the first byte of a tar target's input chooses how the rest is applied
 //!   (whiteout form, tar dialect, applied once or twice); see [`layers`].
 
+mod chunked;
 mod documents;
 mod layers;
 mod scratch;
 mod tar_input;
 
+pub use chunked::estargz_toc;
 pub use documents::{appc_discovery, appc_manifest, auth_json, cimd_point, image_spec, policy_toml, registries_toml};
 pub use layers::{erofs_check, erofs_write, tar_apply};
 pub use tar_input::fix_checksums;
@@ -43,4 +45,5 @@ pub const TARGETS: &[Target] = &[
     Target { name: "erofs_check", run: erofs_check },
     Target { name: "erofs_write", run: erofs_write },
     Target { name: "tar_apply", run: tar_apply },
+    Target { name: "estargz_toc", run: estargz_toc },
 ];
