@@ -146,25 +146,27 @@ pub fn read_toc(
     Ok((json, parsed))
 }
 
-/// Bytes `start..end` of the remote blob; `None` when the server does not do ranges.
-fn range(remote: &RemoteBlob<'_>, start: u64, end: u64) -> Result<Option<Vec<u8>>, ChunkedError> {
+/// Bytes `start..end` of the remote blob as a stream; `None` when the server does not do
+/// ranges.
+fn open_range(remote: &RemoteBlob<'_>, start: u64, end: u64) -> Result<Option<impl Read + use<>>, ChunkedError> {
     let err = |source| ChunkedError::Range { layer: remote.digest.clone(), start, end, source };
     match remote.client.get_byte_range(remote.url, remote.headers, start, end).map_err(err)? {
         RangeAnswer::Ignored(_) => Ok(None),
-        RangeAnswer::Partial(resp) => {
-            let mut bytes = Vec::with_capacity((end - start) as usize);
-            resp.take(end - start)
-                .read_to_end(&mut bytes)
-                .map_err(|e| err(crate::transport::TransportError::Body { url: remote.url.into(), source: e }))?;
-            if bytes.len() as u64 != end - start {
-                return Err(err(crate::transport::TransportError::Body {
-                    url: remote.url.into(),
-                    source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the range ended early"),
-                }));
-            }
-            Ok(Some(bytes))
-        }
+        RangeAnswer::Partial(resp) => Ok(Some(resp.take(end - start))),
     }
+}
+
+/// Bytes `start..end` of the remote blob; `None` when the server does not do ranges.
+fn range(remote: &RemoteBlob<'_>, start: u64, end: u64) -> Result<Option<Vec<u8>>, ChunkedError> {
+    let Some(mut body) = open_range(remote, start, end)? else { return Ok(None) };
+    let mut bytes = vec![0; (end - start) as usize];
+    body.read_exact(&mut bytes).map_err(|source| ChunkedError::Range {
+        layer: remote.digest.clone(),
+        start,
+        end,
+        source: crate::transport::TransportError::Body { url: remote.url.into(), source },
+    })?;
+    Ok(Some(bytes))
 }
 
 /// Where each file's content comes from.
@@ -237,52 +239,125 @@ impl Write for HashingSink {
     }
 }
 
+/// Range requests in flight at once: latency, not bandwidth, bounds a pull of many small
+/// scattered files.
+const PARALLEL_RANGES: usize = 8;
+/// A run of adjacent members is split (between files) above this many bytes, so a cold
+/// pull of a whole layer is fetched in parallel too.
+const MAX_RUN_BYTES: u64 = 8 << 20;
+
+/// A file to fetch: its entry and where its content goes in the spool.
+struct Wanted<'t> {
+    entry: &'t Entry,
+    spool_offset: u64,
+}
+
+/// Adjacent members fetched with one request: whole files only (a file's chunks are
+/// adjacent, so one worker sees all of them and checks the file's digest).
+struct Run<'t> {
+    start: u64,
+    end: u64,
+    files: Vec<&'t Wanted<'t>>,
+}
+
 /// Fetch the chunks of every file the plan has no source for, in runs of adjacent
-/// members (one `Range` request each), checking each chunk and each file; the contents
-/// go to `spool`. Returns the bytes received.
+/// members (one `Range` request each, [`PARALLEL_RANGES`] at once), checking each chunk
+/// and each file; the contents go to `spool`. Returns the bytes received.
 fn fetch_missing(remote: &RemoteBlob<'_>, toc: &Toc, plan: &mut Plan, spool: &mut File) -> Result<u64, ChunkedError> {
     let layer = remote.digest;
+    let assemble = |source| ChunkedError::Assemble { layer: layer.clone(), source };
     // The files to fetch, first occurrence of each content only.
-    let mut wanted: Vec<&Entry> = Vec::new();
+    let mut wanted: Vec<Wanted<'_>> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut spool_end = spool.stream_position().map_err(assemble)?;
     for e in &toc.entries {
         if let Some(d) = &e.digest
             && !plan.sources.contains_key(d)
             && seen.insert(d.clone())
         {
-            wanted.push(e);
+            wanted.push(Wanted { entry: e, spool_offset: spool_end });
+            spool_end += e.size;
         }
     }
-    let chunks: Vec<(&Entry, &toc::Chunk)> =
-        wanted.iter().flat_map(|e| e.chunks.iter().map(move |c| (*e, c))).collect();
-    let mut fetched = 0u64;
-    let mut spooled =
-        spool.stream_position().map_err(|source| ChunkedError::Assemble { layer: layer.clone(), source })?;
-    let mut file_hasher: Option<Hasher> = None;
-    let mut i = 0;
-    while i < chunks.len() {
-        // A run: chunks whose members follow each other in the blob.
-        let mut j = i + 1;
-        while j < chunks.len() && chunks[j].1.start == chunks[j - 1].1.end {
-            j += 1;
+    let mut runs: Vec<Run<'_>> = Vec::new();
+    for w in &wanted {
+        let (first, last) = (&w.entry.chunks[0], w.entry.chunks.last().expect("files with content have chunks"));
+        match runs.last_mut() {
+            Some(run) if run.end == first.start && run.end - run.start < MAX_RUN_BYTES => {
+                run.end = last.end;
+                run.files.push(w);
+            }
+            _ => runs.push(Run { start: first.start, end: last.end, files: vec![w] }),
         }
-        let (start, end) = (chunks[i].1.start, chunks[j - 1].1.end);
-        let bytes = range(remote, start, end)?.ok_or_else(|| ChunkedError::RangesUnsupported {
-            layer: layer.clone(),
-            url: remote.url.into(),
-            status: 200,
-        })?;
-        fetched += bytes.len() as u64;
-        for (entry, chunk) in &chunks[i..j] {
-            let member = &bytes[(chunk.start - start) as usize..(chunk.end - start) as usize];
-            let unreadable = |source| ChunkedError::ChunkUnreadable {
-                layer: layer.clone(),
-                name: entry.name.clone(),
-                offset: chunk.start,
-                source,
-            };
+    }
+    let fetched = std::sync::atomic::AtomicU64::new(0);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failure: std::sync::Mutex<Option<ChunkedError>> = std::sync::Mutex::new(None);
+    let spool_ref = &*spool;
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_RANGES.min(runs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(run) = runs.get(i) else { break };
+                    if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                        break;
+                    }
+                    match fetch_run(remote, run, spool_ref) {
+                        Ok(n) => {
+                            fetched.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    for w in &wanted {
+        let digest = w.entry.digest.clone().expect("wanted files have a digest");
+        plan.sources.insert(digest, Source::Spool(w.spool_offset));
+        plan.fetched_files += 1;
+    }
+    Ok(fetched.into_inner())
+}
+
+/// Fetch one run, checking every chunk and file, writing contents at their spool offsets.
+fn fetch_run(remote: &RemoteBlob<'_>, run: &Run<'_>, spool: &File) -> Result<u64, ChunkedError> {
+    use std::os::unix::fs::FileExt as _;
+    let layer = remote.digest;
+    let body_err = |source| ChunkedError::Range {
+        layer: layer.clone(),
+        start: run.start,
+        end: run.end,
+        source: crate::transport::TransportError::Body { url: remote.url.into(), source },
+    };
+    let mut body = open_range(remote, run.start, run.end)?.ok_or_else(|| ChunkedError::RangesUnsupported {
+        layer: layer.clone(),
+        url: remote.url.into(),
+        status: 200,
+    })?;
+    let mut member = Vec::new();
+    for w in &run.files {
+        let entry = w.entry;
+        let mut file_hasher = Hasher::new(Algorithm::Sha256);
+        for chunk in &entry.chunks {
+            member.resize((chunk.end - chunk.start) as usize, 0);
+            body.read_exact(&mut member).map_err(body_err)?;
             let mut content = Vec::with_capacity(chunk.len as usize);
-            flate2::read::MultiGzDecoder::new(member).take(chunk.len).read_to_end(&mut content).map_err(unreadable)?;
+            flate2::read::MultiGzDecoder::new(member.as_slice()).take(chunk.len).read_to_end(&mut content).map_err(
+                |source| ChunkedError::ChunkUnreadable {
+                    layer: layer.clone(),
+                    name: entry.name.clone(),
+                    offset: chunk.start,
+                    source,
+                },
+            )?;
             let actual = Digest::of_bytes(chunk.digest.algorithm(), &content);
             if content.len() as u64 != chunk.len || actual != chunk.digest {
                 return Err(ChunkedError::ContentMismatch(Box::new(ContentMismatch {
@@ -293,32 +368,24 @@ fn fetch_missing(remote: &RemoteBlob<'_>, toc: &Toc, plan: &mut Plan, spool: &mu
                     actual,
                 })));
             }
-            if chunk.file_offset == 0 {
-                file_hasher = Some(Hasher::new(Algorithm::Sha256));
-            }
-            let hasher = file_hasher.as_mut().expect("a file starts with its first chunk");
-            hasher.update(&content);
-            spool.write_all(&content).map_err(|source| ChunkedError::Assemble { layer: layer.clone(), source })?;
-            if chunk.file_offset + chunk.len == entry.size {
-                let expected = entry.digest.clone().expect("wanted files have a digest");
-                let actual = file_hasher.take().expect("set above").finish();
-                if actual != expected {
-                    return Err(ChunkedError::ContentMismatch(Box::new(ContentMismatch {
-                        layer: layer.clone(),
-                        part: "the content".into(),
-                        name: entry.name.clone(),
-                        expected,
-                        actual,
-                    })));
-                }
-                plan.sources.insert(expected, Source::Spool(spooled));
-                spooled += entry.size;
-                plan.fetched_files += 1;
-            }
+            file_hasher.update(&content);
+            spool
+                .write_all_at(&content, w.spool_offset + chunk.file_offset)
+                .map_err(|source| ChunkedError::Assemble { layer: layer.clone(), source })?;
         }
-        i = j;
+        let expected = entry.digest.clone().expect("wanted files have a digest");
+        let actual = file_hasher.finish();
+        if actual != expected {
+            return Err(ChunkedError::ContentMismatch(Box::new(ContentMismatch {
+                layer: layer.clone(),
+                part: "the content".into(),
+                name: entry.name.clone(),
+                expected,
+                actual,
+            })));
+        }
     }
-    Ok(fetched)
+    Ok(run.end - run.start)
 }
 
 enum AssembleError {
