@@ -261,5 +261,21 @@ prefix = struct.pack("<Q", offset)
 for name, data in [("footer", footer), ("toc-member", member), ("toc", toc)]:
     open(f"{sys.argv[2]}/{name}-ctr-remote.bin", "wb").write(prefix + data)
 EOF
+    # zstd:chunked: the layer's annotations as `key=value` lines, and its compressed TOC.
+    ctr_remote images convert --zstdchunked --oci --estargz-chunk-size 65536 \
+        "127.0.0.1:$port/s:plain" "127.0.0.1:$port/s:zstd"
+    ctr_remote images push --plain-http "127.0.0.1:$port/s:zstd"
+    skopeo inspect --raw --tls-verify=false "docker://127.0.0.1:$port/s:zstd" > esgz/zstd-manifest.json
+    layer=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["layers"][0]["digest"])' esgz/zstd-manifest.json)
+    curl -sf "http://127.0.0.1:$port/v2/s/blobs/$layer" -o esgz/layer.zst
+    python3 - esgz/zstd-manifest.json esgz/layer.zst "$seeds/estargz_toc" <<'EOF'
+import json, struct, sys
+annotations = json.load(open(sys.argv[1]))["layers"][0]["annotations"]
+blob = open(sys.argv[2], "rb").read()
+offset, length, _, _ = (int(f) for f in annotations["io.containers.zstd-chunked.manifest-position"].split(":"))
+lines = "".join(f"{k}={v}\n" for k, v in sorted(annotations.items())).encode()
+open(f"{sys.argv[3]}/annotations-ctr-remote-zstdchunked.bin", "wb").write(bytes(8) + lines)
+open(f"{sys.argv[3]}/toc-zstd-ctr-remote.bin", "wb").write(struct.pack("<Q", offset - 8) + blob[offset:offset + length])
+EOF
 )
 du -sh "$seeds"

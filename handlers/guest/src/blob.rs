@@ -23,29 +23,30 @@ pub fn ingest_all(items: Vec<(&Descriptor, Source)>) -> Result<(), Error> {
     store::ingest(&requests).into_iter().collect()
 }
 
-/// The layer annotation eStargz producers write: the digest of the layer's table of
-/// contents.
-pub const ESTARGZ_TOC_DIGEST: &str = "containerd.io/snapshot/stargz/toc.digest";
+/// Layer annotations that announce a table of contents: eStargz's TOC digest, and
+/// zstd:chunked's TOC position. The host reads them; the handler only routes.
+pub const CHUNKED_ANNOTATIONS: [&str; 2] =
+    ["containerd.io/snapshot/stargz/toc.digest", "io.containers.zstd-chunked.manifest-position"];
 
-/// Ingest layers: those the manifest announces as eStargz (a TOC digest annotation on a
-/// gzip layer) through `ingest-chunked`, so the host may pull them partially; the rest
-/// as [`ingest_all`]. The first failure is returned.
+/// Ingest layers: those the manifest announces as chunked (eStargz, zstd:chunked) through
+/// `ingest-chunked`, so the host may pull them partially; the rest as [`ingest_all`].
+/// The first failure is returned.
 pub fn ingest_layers(items: Vec<(&Descriptor, Source)>) -> Result<(), Error> {
     let mut chunked = Vec::new();
     let mut whole = Vec::new();
     for (d, source) in items {
-        let toc = d.annotations.get(ESTARGZ_TOC_DIGEST).filter(|_| d.media_type.ends_with("gzip"));
-        match toc {
-            Some(toc) => chunked.push(ChunkedRequest {
+        if CHUNKED_ANNOTATIONS.iter().any(|a| d.annotations.contains_key(*a)) {
+            chunked.push(ChunkedRequest {
                 layer: IngestRequest {
                     source,
                     digest: d.digest.clone(),
                     size: d.size,
                     media_type: d.media_type.clone(),
                 },
-                toc_digest: toc.clone(),
-            }),
-            None => whole.push((d, source)),
+                annotations: d.annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            });
+        } else {
+            whole.push((d, source));
         }
     }
     if !chunked.is_empty() {

@@ -1,4 +1,6 @@
-//! Chunked layers: eStargz layers read in parts, for partial pulls.
+//! Chunked layers: eStargz and zstd:chunked layers read in parts, for partial pulls.
+//! (zstd:chunked has the same TOC, zstd-compressed and located by an annotation, and
+//! zstd frames for chunks; see [`Format`]. The description below is eStargz's.)
 //!
 //! An eStargz layer is a valid gzip tar layer (every other tool reads it whole) whose
 //! regular files each start a new gzip member, followed by a table of contents (TOC,
@@ -22,12 +24,10 @@
 
 mod error;
 pub mod footer;
+mod format;
 mod partial;
 pub mod toc;
 
 pub use error::ChunkedError;
+pub use format::{Codec, Format, TOC_DIGEST_ANNOTATION, ZSTD_CHUNKED_CHECKSUM, ZSTD_CHUNKED_POSITION};
 pub use partial::{Attempt, PartialPull, RemoteBlob, check_assembled, index_stored_layer, pull, read_toc};
-
-/// The manifest annotation naming the TOC digest of an eStargz layer, as
-/// stargz-snapshotter's `estargz` package writes it.
-pub const TOC_DIGEST_ANNOTATION: &str = "containerd.io/snapshot/stargz/toc.digest";

@@ -1,5 +1,5 @@
-//! Partial pull of an eStargz layer: the footer and the table of contents by HTTP
-//! `Range`, then only the chunks of files whose content the store does not already
+//! Partial pull of a chunked layer (eStargz, zstd:chunked): the table of contents by
+//! HTTP `Range` (through eStargz's footer, or zstd:chunked's annotation), then only the chunks of files whose content the store does not already
 //! hold, each checked against its `chunkDigest` and every file against its `digest`.
 //! The layer is then stored as a tar berth assembles from the TOC (headers) and the
 //! contents (fetched or local), plus the TOC itself; see [`crate::store::Assembled`].
@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 
 use super::error::ContentMismatch;
+use super::format::{Codec, Format};
 use super::toc::{self, Entry, Kind, Toc};
 use super::{ChunkedError, footer};
 use crate::store::{
@@ -47,56 +48,64 @@ pub enum Attempt {
     NotPossible(String),
 }
 
-/// Fetch what the store lacks of the eStargz layer at `remote`, whose TOC must hash to
-/// `toc_digest`, and store it assembled.
-pub fn pull(store: &Store, remote: &RemoteBlob<'_>, toc_digest: &Digest) -> Result<Attempt, ChunkedError> {
+/// Fetch what the store lacks of the chunked layer at `remote` (in `format`, from its
+/// annotations), and store it assembled.
+pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<Attempt, ChunkedError> {
     let layer = remote.digest;
     let mut fetched = 0u64;
-    if remote.size < footer::FOOTER_SIZE {
-        return Ok(Attempt::NotPossible(format!("{} bytes is too short for eStargz", remote.size)));
-    }
-    let tail_start = remote.size - footer::FOOTER_SIZE;
-    let tail = match range(remote, tail_start, remote.size)? {
-        Some(bytes) => bytes,
-        None => return Ok(Attempt::NotPossible(format!("{} does not serve byte ranges", remote.url))),
-    };
-    fetched += tail.len() as u64;
-    let Some((toc_offset, footer_len)) = footer::parse(&tail) else {
-        return Ok(Attempt::NotPossible("no eStargz footer".into()));
-    };
-    let toc_end = remote.size - footer_len;
-    if toc_offset >= toc_end {
-        return Err(ChunkedError::FooterOutOfRange { layer: layer.clone(), offset: toc_offset, size: remote.size });
-    }
-    if toc_end - toc_offset > toc::MAX_TOC_BYTES {
-        return Err(ChunkedError::TocTooLarge { layer: layer.clone(), limit: toc::MAX_TOC_BYTES });
-    }
-    let compressed_toc = range(remote, toc_offset, toc_end)?.ok_or_else(|| ChunkedError::RangesUnsupported {
-        layer: layer.clone(),
-        url: remote.url.into(),
-        status: 200,
-    })?;
+    let (compressed_toc, chunks_end) =
+        match format {
+            Format::Estargz { .. } => {
+                if remote.size < footer::FOOTER_SIZE {
+                    return Ok(Attempt::NotPossible(format!("{} bytes is too short for eStargz", remote.size)));
+                }
+                let Some(tail) = range(remote, remote.size - footer::FOOTER_SIZE, remote.size)? else {
+                    return Ok(Attempt::NotPossible(format!("{} does not serve byte ranges", remote.url)));
+                };
+                fetched += tail.len() as u64;
+                let Some((toc_offset, footer_len)) = footer::parse(&tail) else {
+                    return Ok(Attempt::NotPossible("no eStargz footer".into()));
+                };
+                let toc_end = toc_range_end(layer, toc_offset, remote.size - footer_len, remote.size)?;
+                let compressed = range(remote, toc_offset, toc_end)?.ok_or_else(|| {
+                    ChunkedError::RangesUnsupported { layer: layer.clone(), url: remote.url.into(), status: 200 }
+                })?;
+                (compressed, toc_offset)
+            }
+            Format::ZstdChunked { offset, length, .. } => {
+                let toc_end = toc_range_end(layer, *offset, offset.saturating_add(*length), remote.size)?;
+                let Some(compressed) = range(remote, *offset, toc_end)? else {
+                    return Ok(Attempt::NotPossible(format!("{} does not serve byte ranges", remote.url)));
+                };
+                (compressed, format.chunks_end(0))
+            }
+        };
     fetched += compressed_toc.len() as u64;
-    let (json, parsed) = read_toc(layer, &compressed_toc, toc_offset, toc_digest)?;
+    let (json, parsed) = read_toc(layer, format, &compressed_toc, chunks_end)?;
+    let toc_digest = Digest::of_bytes(Algorithm::Sha256, &json);
+    let codec = format.codec();
 
     let tmp = store.root().join("tmp");
     let assemble_err = |source| ChunkedError::Assemble { layer: layer.clone(), source };
     let mut plan = Plan::default();
     plan.find_local(store, &parsed)?;
     let mut spool = tempfile::Builder::new().prefix("partial-").tempfile_in(&tmp).map_err(assemble_err)?;
-    fetched += fetch_missing(remote, &parsed, &mut plan, spool.as_file_mut())?;
+    fetched += fetch_missing(remote, codec, &parsed, &mut plan, spool.as_file_mut())?;
     plan.reused_files = parsed
         .entries
         .iter()
         .filter(|e| e.digest.as_ref().is_some_and(|d| matches!(plan.sources.get(d), Some(Source::Local(..)))))
         .count() as u64;
 
+    // eStargz keeps its TOC in the tar (a full pull renders it); zstd:chunked does not.
+    let toc_entry = matches!(format, Format::Estargz { .. }).then_some(json.as_slice());
     let mut tar_file = tempfile::Builder::new().prefix("assembled-").tempfile_in(&tmp).map_err(assemble_err)?;
-    let contents =
-        write_tar(store, &parsed, &json, &plan, spool.as_file_mut(), tar_file.as_file_mut()).map_err(|e| match e {
+    let contents = write_tar(store, &parsed, toc_entry, &plan, spool.as_file_mut(), tar_file.as_file_mut()).map_err(
+        |e| match e {
             AssembleError::Io(source) => ChunkedError::Assemble { layer: layer.clone(), source },
             AssembleError::Chunked(e) => e,
-        })?;
+        },
+    )?;
     tar_file.as_file_mut().seek(SeekFrom::Start(0)).map_err(assemble_err)?;
     let subject = format!("the tar assembled for layer {layer}");
     let (tar_digest, tar_size, _) = store.blobs().ingest_unknown(
@@ -115,7 +124,7 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, toc_digest: &Digest) -> Resu
     store.index_files(&tar_digest, &files)?;
     Ok(Attempt::Done(PartialPull {
         assembled: Assembled {
-            toc: descriptor(TOC_MEDIA_TYPE, toc_digest.clone(), json.len() as u64),
+            toc: descriptor(TOC_MEDIA_TYPE, toc_digest, json.len() as u64),
             tar: descriptor(ASSEMBLED_MEDIA_TYPE, tar_digest, tar_size),
         },
         bytes_fetched: fetched,
@@ -124,25 +133,58 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, toc_digest: &Digest) -> Resu
     }))
 }
 
+/// Check that the TOC's compressed bytes `start..end` lie in a blob of `size` bytes and
+/// are not over the limit; returns `end`.
+fn toc_range_end(layer: &Digest, start: u64, end: u64, size: u64) -> Result<u64, ChunkedError> {
+    if start >= end || end > size {
+        return Err(ChunkedError::FooterOutOfRange { layer: layer.clone(), offset: start, size });
+    }
+    if end - start > toc::MAX_TOC_BYTES {
+        return Err(ChunkedError::TocTooLarge { layer: layer.clone(), limit: toc::MAX_TOC_BYTES });
+    }
+    Ok(end)
+}
+
 fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
     Descriptor { media_type: media_type.into(), digest, size, annotations: Default::default() }
 }
 
-/// Decompress, check against `toc_digest`, and parse the TOC at `toc_offset`.
+/// Decompress the TOC, check it against what the manifest announces (the TOC digest; for
+/// zstd:chunked also the compressed bytes' checksum), and parse it; chunks must end by
+/// `chunks_end`.
 pub fn read_toc(
     layer: &Digest,
+    format: &Format,
     compressed: &[u8],
-    toc_offset: u64,
-    toc_digest: &Digest,
+    chunks_end: u64,
 ) -> Result<(Vec<u8>, Toc), ChunkedError> {
-    let json =
-        toc::extract(compressed).map_err(|source| ChunkedError::TocUnreadable { layer: layer.clone(), source })?;
-    let actual = Digest::of_bytes(toc_digest.algorithm(), &json);
-    if actual != *toc_digest {
-        return Err(ChunkedError::TocMismatch { layer: layer.clone(), expected: toc_digest.clone(), actual });
+    let unreadable = |source| ChunkedError::TocUnreadable { layer: layer.clone(), source };
+    let json = match format {
+        Format::Estargz { .. } => toc::extract(compressed).map_err(unreadable)?,
+        Format::ZstdChunked { checksum, uncompressed, .. } => {
+            let actual = Digest::of_bytes(checksum.algorithm(), compressed);
+            if actual != *checksum {
+                return Err(ChunkedError::TocMismatch { layer: layer.clone(), expected: checksum.clone(), actual });
+            }
+            if *uncompressed > toc::MAX_TOC_BYTES {
+                return Err(ChunkedError::TocTooLarge { layer: layer.clone(), limit: toc::MAX_TOC_BYTES });
+            }
+            let mut json = Vec::new();
+            Codec::Zstd
+                .decoder(compressed)
+                .and_then(|d| d.take(toc::MAX_TOC_BYTES).read_to_end(&mut json))
+                .map_err(unreadable)?;
+            json
+        }
+    };
+    if let Some(expected) = format.toc_digest() {
+        let actual = Digest::of_bytes(expected.algorithm(), &json);
+        if actual != *expected {
+            return Err(ChunkedError::TocMismatch { layer: layer.clone(), expected: expected.clone(), actual });
+        }
     }
     let parsed =
-        toc::parse(&json, toc_offset).map_err(|reason| ChunkedError::InvalidToc { layer: layer.clone(), reason })?;
+        toc::parse(&json, chunks_end).map_err(|reason| ChunkedError::InvalidToc { layer: layer.clone(), reason })?;
     Ok((json, parsed))
 }
 
@@ -211,6 +253,7 @@ fn open_local(store: &Store, blob: &Digest, source: &FileSource) -> std::io::Res
     Ok(match source.encoding {
         ContentEncoding::Raw => Box::new(reader.take(source.size)),
         ContentEncoding::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader).take(source.size)),
+        ContentEncoding::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?.take(source.size)),
     })
 }
 
@@ -263,7 +306,13 @@ struct Run<'t> {
 /// Fetch the chunks of every file the plan has no source for, in runs of adjacent
 /// members (one `Range` request each, [`PARALLEL_RANGES`] at once), checking each chunk
 /// and each file; the contents go to `spool`. Returns the bytes received.
-fn fetch_missing(remote: &RemoteBlob<'_>, toc: &Toc, plan: &mut Plan, spool: &mut File) -> Result<u64, ChunkedError> {
+fn fetch_missing(
+    remote: &RemoteBlob<'_>,
+    codec: Codec,
+    toc: &Toc,
+    plan: &mut Plan,
+    spool: &mut File,
+) -> Result<u64, ChunkedError> {
     let layer = remote.digest;
     let assemble = |source| ChunkedError::Assemble { layer: layer.clone(), source };
     // The files to fetch, first occurrence of each content only.
@@ -303,7 +352,7 @@ fn fetch_missing(remote: &RemoteBlob<'_>, toc: &Toc, plan: &mut Plan, spool: &mu
                     if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
                         break;
                     }
-                    match fetch_run(remote, run, spool_ref) {
+                    match fetch_run(remote, codec, run, spool_ref) {
                         Ok(n) => {
                             fetched.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                         }
@@ -328,7 +377,7 @@ fn fetch_missing(remote: &RemoteBlob<'_>, toc: &Toc, plan: &mut Plan, spool: &mu
 }
 
 /// Fetch one run, checking every chunk and file, writing contents at their spool offsets.
-fn fetch_run(remote: &RemoteBlob<'_>, run: &Run<'_>, spool: &File) -> Result<u64, ChunkedError> {
+fn fetch_run(remote: &RemoteBlob<'_>, codec: Codec, run: &Run<'_>, spool: &File) -> Result<u64, ChunkedError> {
     use std::os::unix::fs::FileExt as _;
     let layer = remote.digest;
     let body_err = |source| ChunkedError::Range {
@@ -350,7 +399,7 @@ fn fetch_run(remote: &RemoteBlob<'_>, run: &Run<'_>, spool: &File) -> Result<u64
             member.resize((chunk.end - chunk.start) as usize, 0);
             body.read_exact(&mut member).map_err(body_err)?;
             let mut content = Vec::with_capacity(chunk.len as usize);
-            flate2::read::MultiGzDecoder::new(member.as_slice()).take(chunk.len).read_to_end(&mut content).map_err(
+            codec.decoder(member.as_slice()).and_then(|d| d.take(chunk.len).read_to_end(&mut content)).map_err(
                 |source| ChunkedError::ChunkUnreadable {
                     layer: layer.clone(),
                     name: entry.name.clone(),
@@ -416,13 +465,14 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-/// Write the layer's tar, in TOC order, with the TOC itself last as the producer wrote
-/// it (`stargz.index.json`, mode 0, time 0), so the tree equals a full pull's. Returns
+/// Write the layer's tar, in TOC order, with `toc_entry` (eStargz's TOC) last as the
+/// producer wrote it (`stargz.index.json`, mode 0, time 0), so the tree equals a full
+/// pull's. Returns
 /// (content digest, offset, size) of each regular file's content in the tar.
 fn write_tar(
     store: &Store,
     toc: &Toc,
-    json: &[u8],
+    toc_entry: Option<&[u8]>,
     plan: &Plan,
     spool: &mut File,
     out: &mut File,
@@ -482,14 +532,16 @@ fn write_tar(
             _ => builder.append(&header, std::io::empty())?,
         }
     }
-    let mut header = tar::Header::new_ustar();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_size(json.len() as u64);
-    header.set_mode(0);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    builder.append_data(&mut header, toc::TOC_TAR_NAME, json)?;
+    if let Some(json) = toc_entry {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(json.len() as u64);
+        header.set_mode(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        builder.append_data(&mut header, toc::TOC_TAR_NAME, json)?;
+    }
     builder.finish()?;
     let counting = builder.into_inner()?;
     counting.inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -562,33 +614,36 @@ fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.push(b'\n');
 }
 
-/// Index the files of an eStargz layer stored whole, from its own TOC, so later partial
-/// pulls take their contents from it. `toc_digest` is the manifest's annotation.
-pub fn index_stored_layer(store: &Store, layer: &Digest, toc_digest: &Digest) -> Result<usize, ChunkedError> {
+/// Index the files of a chunked layer stored whole, from its own TOC (checked against
+/// the manifest's annotations), so later partial pulls take their contents from it.
+pub fn index_stored_layer(store: &Store, layer: &Digest, format: &Format) -> Result<usize, ChunkedError> {
     let size = store.blobs().size(layer)?;
-    if size < footer::FOOTER_SIZE {
-        return Err(ChunkedError::NoFooter { layer: layer.clone() });
-    }
-    let tail = store.blobs().read_at(layer, size - footer::FOOTER_SIZE, footer::FOOTER_SIZE as usize)?;
-    let (toc_offset, footer_len) =
-        footer::parse(&tail).ok_or_else(|| ChunkedError::NoFooter { layer: layer.clone() })?;
-    let toc_end = size - footer_len;
-    if toc_offset >= toc_end || toc_end - toc_offset > toc::MAX_TOC_BYTES {
-        return Err(ChunkedError::FooterOutOfRange { layer: layer.clone(), offset: toc_offset, size });
-    }
-    let compressed = store.blobs().read_at(layer, toc_offset, (toc_end - toc_offset) as usize)?;
-    let (_, parsed) = read_toc(layer, &compressed, toc_offset, toc_digest)?;
+    let (start, end, chunks_end) = match format {
+        Format::Estargz { .. } => {
+            if size < footer::FOOTER_SIZE {
+                return Err(ChunkedError::NoFooter { layer: layer.clone() });
+            }
+            let tail = store.blobs().read_at(layer, size - footer::FOOTER_SIZE, footer::FOOTER_SIZE as usize)?;
+            let (toc_offset, footer_len) =
+                footer::parse(&tail).ok_or_else(|| ChunkedError::NoFooter { layer: layer.clone() })?;
+            (toc_offset, toc_range_end(layer, toc_offset, size - footer_len, size)?, toc_offset)
+        }
+        Format::ZstdChunked { offset, length, .. } => {
+            (*offset, toc_range_end(layer, *offset, offset.saturating_add(*length), size)?, format.chunks_end(0))
+        }
+    };
+    let compressed = store.blobs().read_at(layer, start, (end - start) as usize)?;
+    let (_, parsed) = read_toc(layer, format, &compressed, chunks_end)?;
+    let encoding = match format.codec() {
+        Codec::Gzip => ContentEncoding::Gzip,
+        Codec::Zstd => ContentEncoding::Zstd,
+    };
     let files: Vec<FileSource> = parsed
         .entries
         .iter()
         .filter_map(|e| {
             let digest = e.digest.clone()?;
-            Some(FileSource {
-                content: digest,
-                offset: e.chunks.first()?.start,
-                size: e.size,
-                encoding: ContentEncoding::Gzip,
-            })
+            Some(FileSource { content: digest, offset: e.chunks.first()?.start, size: e.size, encoding })
         })
         .collect();
     store.index_files(layer, &files)?;

@@ -69,8 +69,10 @@ fn check_assembled_layers(store: &crate::store::Store, report: &mut FsckReport) 
                 continue;
             }
             report.assembled_layers_checked += 1;
+            // The TOC digest the manifest announces (zstd:chunked producers may announce
+            // only the compressed TOC's checksum, which the pull checked).
             let announced = layer.blob.annotations.get(crate::chunked::TOC_DIGEST_ANNOTATION);
-            let reason = if announced != Some(&assembled.toc.digest.to_string()) {
+            let reason = if announced.is_some_and(|a| *a != assembled.toc.digest.to_string()) {
                 Some(format!("its TOC {} is not the one the manifest announces", assembled.toc.digest))
             } else {
                 crate::chunked::check_assembled(store, assembled).err()

@@ -91,6 +91,8 @@ pub enum ContentEncoding {
     Gzip,
     /// The content is the `size` bytes at `offset`.
     Raw,
+    /// Zstd frames start at `offset`; the content is the first `size` bytes they hold.
+    Zstd,
 }
 
 impl ContentEncoding {
@@ -98,6 +100,7 @@ impl ContentEncoding {
         match self {
             ContentEncoding::Gzip => "gzip",
             ContentEncoding::Raw => "raw",
+            ContentEncoding::Zstd => "zstd",
         }
     }
 
@@ -105,6 +108,7 @@ impl ContentEncoding {
         match name {
             "gzip" => Some(ContentEncoding::Gzip),
             "raw" => Some(ContentEncoding::Raw),
+            "zstd" => Some(ContentEncoding::Zstd),
             _ => None,
         }
     }

@@ -100,11 +100,20 @@ impl StoreCtx {
         }
     }
 
-    /// An eStargz layer: partially when allowed and possible, else whole; a layer stored
-    /// whole has its files indexed from its TOC for later partial pulls.
+    /// A chunked layer (eStargz, zstd:chunked): partially when allowed and possible, else
+    /// whole; a layer stored whole has its files indexed from its TOC for later partial
+    /// pulls.
     fn ingest_chunked_one(&self, req: &ChunkedRequest) -> Result<(), WitError> {
         let layer: Digest = req.layer.digest.parse().map_err(store_error)?;
-        let toc_digest: Digest = req.toc_digest.parse().map_err(store_error)?;
+        let format = match chunked::Format::of(&req.layer.media_type, &req.annotations) {
+            Ok(Some(format)) => format,
+            Ok(None) => return self.ingest_one(&req.layer),
+            Err(why) => {
+                // A valid layer with unreadable annotations: fetched whole, as before.
+                tracing::warn!(layer = %layer, "not reading the layer in parts: {why}");
+                return self.ingest_one(&req.layer);
+            }
+        };
         if self.partial
             && !self.store.blobs().has(&layer)
             && let Source::Http(source) = &req.layer.source
@@ -113,7 +122,7 @@ impl StoreCtx {
             let client = check_network(&self.handler, &self.network, self.http.as_ref(), url)?;
             let remote = RemoteBlob { client, url, headers: &source.headers, digest: &layer, size: req.layer.size };
             self.observer.started(&layer, req.layer.size, &req.layer.media_type);
-            match chunked::pull(&self.store, &remote, &toc_digest) {
+            match chunked::pull(&self.store, &remote, &format) {
                 Ok(Attempt::Done(pulled)) => {
                     let c = &self.counters;
                     c.layers_partial.fetch_add(1, Ordering::Relaxed);
@@ -136,9 +145,9 @@ impl StoreCtx {
             }
         }
         self.ingest_one(&req.layer)?;
-        if let Err(e) = chunked::index_stored_layer(&self.store, &layer, &toc_digest) {
-            // The layer is a valid gzip layer either way; only later partial pulls lose.
-            tracing::warn!(layer = %layer, "not indexing the files of the eStargz layer: {e}");
+        if let Err(e) = chunked::index_stored_layer(&self.store, &layer, &format) {
+            // The layer is a valid layer either way; only later partial pulls lose.
+            tracing::warn!(layer = %layer, "not indexing the files of the {} layer: {e}", format.name());
         }
         Ok(())
     }
