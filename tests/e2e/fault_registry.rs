@@ -41,6 +41,8 @@ pub enum Action {
     /// Send the headers and this many body bytes, then the rest once `resume` is set: a
     /// download caught in the middle.
     Pause { after: usize, resume: Arc<AtomicBool> },
+    /// Answer 200 with the whole content, ignoring `Range` (as some servers do).
+    IgnoreRange,
 }
 
 /// Chooses the action for a request, given how many times its path was asked before.
@@ -167,6 +169,7 @@ impl Server {
             return write_head(conn, 404, "text/plain", 0, &[]);
         };
         let mut pause = None;
+        let mut ranges = true;
         let (body, cut) = match (self.faults)(seen, before) {
             Action::Status(code) => return write_head(conn, code, "text/plain", 0, &[]),
             Action::Serve => (real.clone(), None),
@@ -176,10 +179,14 @@ impl Server {
                 pause = Some((after, resume));
                 (real.clone(), None)
             }
+            Action::IgnoreRange => {
+                ranges = false;
+                (real.clone(), None)
+            }
         };
         let digest = format!("sha256:{}", sha256_hex(real));
         let mut extra = vec![("Docker-Content-Digest".to_string(), digest)];
-        let (status, slice) = match seen.range.as_deref().and_then(|r| r.strip_prefix("bytes=")) {
+        let (status, slice) = match seen.range.as_deref().and_then(|r| r.strip_prefix("bytes=")).filter(|_| ranges) {
             Some(r) => {
                 let start: usize = r.trim_end_matches('-').split('-').next().unwrap().parse().unwrap();
                 extra.push(("Content-Range".into(), format!("bytes {start}-{}/{}", body.len() - 1, body.len())));

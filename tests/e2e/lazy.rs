@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use crate::fault_registry::{Action, FaultRegistry};
+use crate::fault_registry::{Action, FaultRegistry, Seen};
 use crate::registry::Registry;
 use crate::serve::Containerd;
 use crate::support::{Root, noise, run_tool};
@@ -94,6 +94,41 @@ impl Converted {
 
     fn point(&self, repo: &str) -> String {
         format!("oci://{}/{repo}:chunked", self.registry.addr)
+    }
+
+    /// Serve `repo:chunked` as `app:v1` from a [`FaultRegistry`] whose answers to layer
+    /// requests `faults(blob)` decides (other requests are served); returns it and the
+    /// layer blob.
+    fn serve_faulty<F>(&self, repo: &str, faults: impl FnOnce(&[u8]) -> F) -> (FaultRegistry, Vec<u8>)
+    where
+        F: Fn(&Seen) -> Action + Send + Sync + 'static,
+    {
+        let base = format!("http://{}/v2/{repo}", self.registry.addr);
+        let get = |path: &str| -> Vec<u8> {
+            let out = Command::new("curl")
+                .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", &format!("{base}/{path}")])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "curl {path} failed");
+            out.stdout
+        };
+        let manifest_bytes = get("manifests/chunked");
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+        let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+        let blob = get(&format!("blobs/{layer}"));
+        let mut content: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+        let manifest_type = "application/vnd.oci.image.manifest.v1+json".to_string();
+        content.insert("/v2/app/manifests/v1".into(), (manifest_type, manifest_bytes));
+        let octets = "application/octet-stream".to_string();
+        content.insert(format!("/v2/app/blobs/{config}"), (octets.clone(), get(&format!("blobs/{config}"))));
+        content.insert(format!("/v2/app/blobs/{layer}"), (octets, blob.clone()));
+        let layer_path = format!("/v2/app/blobs/{layer}");
+        let decide = faults(&blob);
+        let reg = FaultRegistry::serving(content, String::new(), layer, move |seen, _| {
+            if seen.path == layer_path { decide(seen) } else { Action::Serve }
+        });
+        (reg, blob)
     }
 
     /// The layer descriptor of `repo:chunked`, as the registry serves its manifest.
@@ -281,54 +316,83 @@ fn a_chunk_with_wrong_bytes_is_refused_and_nothing_is_committed() {
     }
     let c = Converted::start();
     c.push_estargz("app", &files(10, 3));
-    // Serve the converted image from a fake registry that answers one chunk's range
-    // with a valid gzip member of other bytes: only the chunk digest can tell.
-    let base = format!("http://{}/v2/app", c.registry.addr);
-    let get = |path: &str| -> Vec<u8> {
-        let out = Command::new("curl")
-            .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", &format!("{base}/{path}")])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "curl {path} failed");
-        out.stdout
-    };
-    let manifest_bytes = get("manifests/chunked");
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
-    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
-    let blob = get(&format!("blobs/{layer}"));
-    let mut content: HashMap<String, (String, Vec<u8>)> = HashMap::new();
-    let manifest_type = "application/vnd.oci.image.manifest.v1+json".to_string();
-    content.insert("/v2/app/manifests/v1".into(), (manifest_type, manifest_bytes));
-    content.insert(
-        format!("/v2/app/blobs/{config}"),
-        ("application/octet-stream".into(), get(&format!("blobs/{config}"))),
-    );
-    content.insert(format!("/v2/app/blobs/{layer}"), ("application/octet-stream".into(), blob.clone()));
-
-    // The chunk of data/f5 (tens of KiB of noise): find its offset in the TOC.
-    let toc = toc_of(&blob);
-    let entry = toc["entries"].as_array().unwrap().iter().find(|e| e["name"] == "data/f5").unwrap();
-    let offset = entry["offset"].as_u64().unwrap() as usize;
-    let size = entry["chunkSize"].as_u64().filter(|s| *s > 0).or(entry["size"].as_u64()).unwrap() as usize;
-    let mut forged = blob.clone();
-    let mut member = Vec::new();
-    {
-        use std::io::Write as _;
-        let mut gz = flate2::write::GzEncoder::new(&mut member, flate2::Compression::default());
-        gz.write_all(&vec![0u8; size]).unwrap();
-        gz.finish().unwrap();
-    }
-    forged[offset..offset + member.len()].copy_from_slice(&member);
-    let forged_path = format!("/v2/app/blobs/{layer}");
-    let reg = FaultRegistry::serving(content, String::new(), layer.clone(), move |seen, _| {
-        if seen.path == forged_path && seen.range.is_some() { Action::Replace(forged.clone()) } else { Action::Serve }
+    // A fake registry that answers one chunk's range with a valid gzip member of other
+    // bytes: only the chunk digest can tell.
+    let (reg, blob) = c.serve_faulty("app", |blob| {
+        // The chunk of data/f5 (tens of KiB of noise): find its offset in the TOC.
+        let toc = toc_of(blob);
+        let entry = toc["entries"].as_array().unwrap().iter().find(|e| e["name"] == "data/f5").unwrap();
+        let offset = entry["offset"].as_u64().unwrap() as usize;
+        let size = entry["chunkSize"].as_u64().filter(|s| *s > 0).or(entry["size"].as_u64()).unwrap() as usize;
+        let mut forged = blob.to_vec();
+        let mut member = Vec::new();
+        {
+            use std::io::Write as _;
+            let mut gz = flate2::write::GzEncoder::new(&mut member, flate2::Compression::default());
+            gz.write_all(&vec![0u8; size]).unwrap();
+            gz.finish().unwrap();
+        }
+        forged[offset..offset + member.len()].copy_from_slice(&member);
+        move |seen: &Seen| if seen.range.is_some() { Action::Replace(forged.clone()) } else { Action::Serve }
     });
+    assert!(!blob.is_empty());
 
     let root = Root::new();
     let (code, _, err) = root.run(&["fetch", "--partial", &format!("oci://{}/app:v1", reg.addr)]);
     assert_eq!(code, 6, "a forged chunk is corrupt content: {err}");
     assert!(err.contains("data/f5") && err.contains("hashes to") && err.contains("nothing was stored"), "{err}");
+    assert_eq!(root.image_count(), 0);
+    assert!(root.blob_names().is_empty(), "the failed fetch left blobs: {:?}", root.blob_names());
+    root.assert_fsck_clean();
+}
+
+#[test]
+fn a_registry_that_ignores_ranges_gets_a_whole_fetch() {
+    if tools_missing("a_registry_that_ignores_ranges_gets_a_whole_fetch") {
+        return;
+    }
+    let c = Converted::start();
+    c.push_estargz("app", &files(10, 5));
+    let (reg, _) = c.serve_faulty("app", |_| |_: &Seen| Action::IgnoreRange);
+    let root = Root::new();
+    let point = format!("oci://{}/app:v1", reg.addr);
+    let fetched = root.json(&["fetch", "--partial", &point]);
+    assert_eq!(fetched["layersPartial"], 0, "{fetched}");
+    root.assert_fsck_clean();
+    // Stored whole: it exports like any image.
+    let out = tempfile::tempdir().unwrap();
+    root.ok(&["image", "export", &point, out.path().join("layout").to_str().unwrap()]);
+}
+
+#[test]
+fn a_range_cut_off_midway_fails_clearly_and_stores_nothing() {
+    if tools_missing("a_range_cut_off_midway_fails_clearly_and_stores_nothing") {
+        return;
+    }
+    let c = Converted::start();
+    c.push_estargz("app", &files(10, 9));
+    // The footer and the TOC come whole; every chunk's range is cut off after 100 bytes,
+    // resumption or not.
+    let (reg, _) = c.serve_faulty("app", |blob| {
+        let footer = &blob[blob.len() - 51..];
+        let toc_offset = u64::from_str_radix(std::str::from_utf8(&footer[16..32]).unwrap(), 16).unwrap();
+        move |seen: &Seen| {
+            let start: Option<u64> = seen
+                .range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.split('-').next())
+                .and_then(|s| s.parse().ok());
+            match start {
+                Some(start) if start < toc_offset => Action::Truncate(100),
+                _ => Action::Serve,
+            }
+        }
+    });
+    let root = Root::new();
+    let (code, _, err) = root.run(&["fetch", "--partial", &format!("oci://{}/app:v1", reg.addr)]);
+    assert_ne!(code, 0);
+    assert!(err.contains("fetching bytes") && err.contains("end of file"), "{err}");
     assert_eq!(root.image_count(), 0);
     assert!(root.blob_names().is_empty(), "the failed fetch left blobs: {:?}", root.blob_names());
     root.assert_fsck_clean();

@@ -352,7 +352,7 @@ fn fetch_missing(
                     if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
                         break;
                     }
-                    match fetch_run(remote, codec, run, spool_ref) {
+                    match fetch_run_retrying(remote, codec, run, spool_ref) {
                         Ok(n) => {
                             fetched.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                         }
@@ -374,6 +374,23 @@ fn fetch_missing(
         plan.fetched_files += 1;
     }
     Ok(fetched.into_inner())
+}
+
+/// Attempts at a run whose transfer broke off (its spool writes are idempotent).
+const RUN_ATTEMPTS: u32 = 3;
+
+/// [`fetch_run`], again when the transfer broke off; wrong bytes are never retried.
+fn fetch_run_retrying(remote: &RemoteBlob<'_>, codec: Codec, run: &Run<'_>, spool: &File) -> Result<u64, ChunkedError> {
+    let mut attempt = 1;
+    loop {
+        match fetch_run(remote, codec, run, spool) {
+            Err(ChunkedError::Range { layer, start, end, source }) if attempt < RUN_ATTEMPTS => {
+                tracing::info!(%layer, start, end, attempt, "range transfer failed ({source}); fetching it again");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Fetch one run, checking every chunk and file, writing contents at their spool offsets.

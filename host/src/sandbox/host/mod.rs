@@ -74,7 +74,15 @@ fn chunked_error(e: crate::chunked::ChunkedError) -> WitError {
             subject: msg,
         }),
         ChunkedError::Store(e) => store_error(e),
-        ChunkedError::Range { source, .. } => transport_error(source),
+        // The transport's kind, with the whole chain (layer and byte range) as message.
+        ChunkedError::Range { source, .. } => match transport_error(source) {
+            WitError::Unauthorized(_) => WitError::Unauthorized(msg),
+            WitError::Denied(_) => WitError::Denied(msg),
+            WitError::NotFound(_) => WitError::NotFound(msg),
+            WitError::InvalidInput(_) => WitError::InvalidInput(msg),
+            WitError::Unavailable(_) => WitError::Unavailable(msg),
+            _ => WitError::Io(msg),
+        },
         e => match e.kind() {
             ErrorKind::Invalid => WitError::InvalidInput(msg),
             ErrorKind::Unavailable => WitError::Unavailable(msg),
