@@ -14,8 +14,8 @@ use super::format::{Codec, Format};
 use super::toc::{self, Entry, Kind, Toc};
 use super::{ChunkedError, footer};
 use crate::store::{
-    ASSEMBLED_MEDIA_TYPE, Algorithm, Assembled, ContentEncoding, Descriptor, Digest, Expected, FileSource, Hasher,
-    Store, TOC_MEDIA_TYPE,
+    ASSEMBLED_MEDIA_TYPE, Algorithm, Assembled, BlobWriter, ContentEncoding, Descriptor, Digest, Expected, FileSource,
+    Hasher, Store, TOC_MEDIA_TYPE,
 };
 use crate::transport::{HttpClient, RangeAnswer};
 
@@ -99,22 +99,14 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<A
 
     // eStargz keeps its TOC in the tar (a full pull renders it); zstd:chunked does not.
     let toc_entry = matches!(format, Format::Estargz { .. }).then_some(json.as_slice());
-    let mut tar_file = tempfile::Builder::new().prefix("assembled-").tempfile_in(&tmp).map_err(assemble_err)?;
-    let contents = write_tar(store, &parsed, toc_entry, &plan, spool.as_file_mut(), tar_file.as_file_mut()).map_err(
-        |e| match e {
+    // Written straight into the store's `tmp/`, hashed as written, named when complete.
+    let mut tar_blob = store.blobs().writer(Algorithm::Sha256)?;
+    let contents =
+        write_tar(store, &parsed, toc_entry, &plan, spool.as_file_mut(), &mut tar_blob).map_err(|e| match e {
             AssembleError::Io(source) => ChunkedError::Assemble { layer: layer.clone(), source },
             AssembleError::Chunked(e) => e,
-        },
-    )?;
-    tar_file.as_file_mut().seek(SeekFrom::Start(0)).map_err(assemble_err)?;
-    let subject = format!("the tar assembled for layer {layer}");
-    let (tar_digest, tar_size, _) = store.blobs().ingest_unknown(
-        &mut BufReader::new(tar_file.as_file_mut()),
-        Algorithm::Sha256,
-        u64::MAX,
-        &subject,
-        &mut |_| {},
-    )?;
+        })?;
+    let (tar_digest, tar_size, _) = tar_blob.commit()?;
     let toc_expect = Expected { digest: toc_digest.clone(), size: json.len() as u64 };
     store.blobs().ingest(&mut json.as_slice(), &toc_expect, &format!("the TOC of layer {layer}"), &mut |_| {})?;
     let files: Vec<FileSource> = contents
@@ -465,23 +457,6 @@ impl From<std::io::Error> for AssembleError {
     }
 }
 
-/// Counts the bytes written through it.
-struct Counting<W> {
-    inner: W,
-    written: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Write the layer's tar, in TOC order, with `toc_entry` (eStargz's TOC) last as the
 /// producer wrote it (`stargz.index.json`, mode 0, time 0), so the tree equals a full
 /// pull's. Returns
@@ -492,10 +467,10 @@ fn write_tar(
     toc_entry: Option<&[u8]>,
     plan: &Plan,
     spool: &mut File,
-    out: &mut File,
+    out: &mut BlobWriter<'_>,
 ) -> Result<Vec<(Digest, u64, u64)>, AssembleError> {
     let mut contents = Vec::new();
-    let mut builder = tar::Builder::new(Counting { inner: std::io::BufWriter::new(out), written: 0 });
+    let mut builder = tar::Builder::new(out);
     for e in &toc.entries {
         let mut header = header_of(e);
         if !e.xattrs.is_empty() {
@@ -543,7 +518,7 @@ fn write_tar(
                         actual,
                     }))));
                 }
-                let end = builder.get_ref().written;
+                let end = builder.get_ref().position();
                 contents.push((digest.clone(), end - e.size.div_ceil(512) * 512, e.size));
             }
             _ => builder.append(&header, std::io::empty())?,
@@ -560,8 +535,6 @@ fn write_tar(
         builder.append_data(&mut header, toc::TOC_TAR_NAME, json)?;
     }
     builder.finish()?;
-    let counting = builder.into_inner()?;
-    counting.inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok(contents)
 }
 

@@ -153,6 +153,17 @@ impl Blobs {
         Ok((digest, written, Ingested::Written))
     }
 
+    /// A blob to be written by the caller (a tar berth assembles), named by its digest
+    /// when [`BlobWriter::commit`]ted; dropped uncommitted, it leaves nothing.
+    pub fn writer(&self, algorithm: Algorithm) -> Result<BlobWriter<'_>, StoreError> {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("ingest-{}-", std::process::id()))
+            .tempfile_in(&self.tmp)
+            .map_err(io("creating a temporary file in", &self.tmp))?;
+        let file = std::io::BufWriter::with_capacity(COPY_BUFFER, tmp.reopen().map_err(io("opening", tmp.path()))?);
+        Ok(BlobWriter { blobs: self, tmp, file, hasher: Hasher::new(algorithm), written: 0 })
+    }
+
     /// Copy `source` into a new temporary file under `tmp/`, hashing it with `algorithm`.
     /// Reading stops with `over(bytes read)` once more than `limit` bytes came.
     fn spool(
@@ -219,6 +230,48 @@ impl Blobs {
     }
 }
 
+/// A blob being written under `tmp/`, hashed as it is written; see [`Blobs::writer`].
+pub struct BlobWriter<'b> {
+    blobs: &'b Blobs,
+    tmp: tempfile::NamedTempFile,
+    file: std::io::BufWriter<File>,
+    hasher: Hasher,
+    written: u64,
+}
+
+impl BlobWriter<'_> {
+    /// Bytes written so far.
+    pub fn position(&self) -> u64 {
+        self.written
+    }
+
+    /// Make the blob visible under its digest (synced, renamed). Returns the digest, the
+    /// size and whether it was new.
+    pub fn commit(self) -> Result<(Digest, u64, Ingested), StoreError> {
+        let BlobWriter { blobs, tmp, file, hasher, written } = self;
+        file.into_inner().map_err(|e| io("writing", tmp.path())(e.into_error()))?;
+        let digest = hasher.finish();
+        if blobs.has(&digest) {
+            return Ok((digest, written, Ingested::AlreadyPresent));
+        }
+        blobs.commit(tmp, &digest)?;
+        Ok((digest, written, Ingested::Written))
+    }
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Hash a file as `algorithm`.
 pub fn hash_file(path: &Path, algorithm: Algorithm) -> Result<(Digest, u64), StoreError> {
     let mut file = File::open(path).map_err(io("opening", path))?;
@@ -264,6 +317,21 @@ mod tests {
         assert_eq!(fs::read(b.path(&e.digest)).unwrap(), b"hello");
         assert_eq!(b.ingest(&mut &b"hello"[..], &e, "t", &mut |_| {}).unwrap(), Ingested::AlreadyPresent);
         assert_eq!(b.read_at(&e.digest, 1, 10).unwrap(), b"ello");
+    }
+
+    #[test]
+    fn a_written_blob_is_named_by_its_digest_and_an_abandoned_one_leaves_nothing() {
+        let (_d, b) = blobs();
+        let mut w = b.writer(Algorithm::Sha256).unwrap();
+        w.write_all(b"hel").unwrap();
+        w.write_all(b"lo").unwrap();
+        assert_eq!(w.position(), 5);
+        let (digest, size, outcome) = w.commit().unwrap();
+        assert_eq!((digest, size, outcome), (expect(b"hello").digest, 5, Ingested::Written));
+        let mut abandoned = b.writer(Algorithm::Sha256).unwrap();
+        abandoned.write_all(b"half").unwrap();
+        drop(abandoned);
+        assert!(tmp_is_empty(&b));
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod record;
 
 use std::path::{Path, PathBuf};
 
-pub use blobs::{Blobs, Expected, Ingested, hash_file};
+pub use blobs::{BlobWriter, Blobs, Expected, Ingested, hash_file};
 pub use db::{SCHEMA_VERSION, StoredImage};
 pub use digest::{Algorithm, Digest, Hasher};
 pub use error::StoreError;
