@@ -66,6 +66,10 @@ impl Converted {
             let p = rootfs.join(path);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, bytes).unwrap();
+            if path.starts_with("bin/") {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
         }
         // The other kinds of entry a TOC describes.
         std::fs::create_dir_all(rootfs.join("etc/empty.d")).unwrap();
@@ -281,6 +285,32 @@ fn a_zstd_chunked_image_is_pulled_partially_with_files_from_an_estargz_one() {
     // in that store reuses everything.
     let again = full.json(&["fetch", "--partial", "--pull-policy", "update", &c.point("two")]);
     assert_eq!(again["filesFetched"], 0, "{again}");
+}
+
+#[test]
+fn berth_run_runs_a_partially_pulled_image() {
+    if tools_missing("berth_run_runs_a_partially_pulled_image") {
+        return;
+    }
+    let c = Converted::start();
+    let mut image = files(10, 11);
+    image.push(("bin/busybox".into(), std::fs::read("/bin/busybox").expect("busybox-static is installed")));
+    c.push_estargz("app", &image);
+    let root = Root::new();
+    let out = root
+        .cmd(&["run", "--partial", &c.point("app"), "--", "/bin/busybox", "sha256sum", "/data/f7", "/etc/link"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "berth run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let want = format!(
+        "{}  /data/f7\n{}  /etc/link\n",
+        crate::support::sha256_hex(&image[7].1),
+        crate::support::sha256_hex(&image[0].1)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    let stored = root.json(&["image", "inspect", &c.point("app")]);
+    assert!(stored.to_string().contains("assembled"), "the image was not pulled partially: {stored}");
 }
 
 #[test]

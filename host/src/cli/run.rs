@@ -108,6 +108,10 @@ pub struct RunArgs {
     /// Platform to fetch from a multi-platform index, os/arch[/variant].
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
+    /// When the image is fetched: pull eStargz and zstd:chunked layers partially (only
+    /// the files the store lacks), as `berth fetch --partial`.
+    #[arg(long)]
+    partial: bool,
     #[command(flatten)]
     registry: RegistryArgs,
     /// IMAGE [COMMAND...] — or, with --rootfs, COMMAND... (after `--`).
@@ -182,6 +186,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
         fetch: FetchRequest {
             platform: args.platform.clone(),
             pull_policy: args.pull_policy.map(PullPolicyArg::policy),
+            partial: args.partial,
             registry: args.registry.options(),
             ..FetchRequest::default()
         },
