@@ -84,15 +84,18 @@ for name in kit kit2; do
     ctr_remote images convert --estargz --oci "$addr/$name:plain" "$addr/$name:esgz"
     ctr_remote images push --plain-http "$addr/$name:esgz"
 done
+# The second image as zstd:chunked too: its files come from the eStargz first one.
+ctr_remote images convert --zstdchunked --oci "$addr/kit2:plain" "$addr/kit2:zstd"
+ctr_remote images push --plain-http "$addr/kit2:zstd"
 start_proxy
 command -v podman >/dev/null && podman_setup
 
 layer_size() {
-    skopeo inspect --raw --tls-verify=false "docker://$addr/$1:esgz" |
+    skopeo inspect --raw --tls-verify=false "docker://$addr/$1" |
         python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))'
 }
 files=$(find "$work/kit" -type f | wc -l)
-kit_size=$(layer_size kit)
+kit_size=$(layer_size kit:esgz)
 store=$work/store
 # A cold store that keeps its compile cache (as a user's has after the first fetch):
 # `system reset` also detaches the store's EROFS layer mounts.
@@ -114,13 +117,17 @@ with_first="$reset_berth; '$berth' --root '$store' fetch -q 'oci://$addr/kit:esg
 second=$($measure "$with_first" "$berth" --root "$store" fetch -q --partial "oci://$proxied/kit2:esgz")
 eval "$with_first" >/dev/null
 second_json=$("$berth" --root "$store" --json fetch --partial "oci://$proxied/kit2:esgz" 2>/dev/null)
-kit2_size=$(layer_size kit2)
+kit2_size=$(layer_size kit2:esgz)
+eval "$with_first" >/dev/null
+zstd_json=$("$berth" --root "$store" --json fetch --partial "oci://$proxied/kit2:zstd" 2>/dev/null)
+kit2_zstd_size=$(layer_size kit2:zstd)
 
-python3 - "$files" "$kit_size" "$kit2_size" "$MBIT" "$full" "$partial" "$run" "$pull" "$pull2" "$second" "$second_json" <<'PY'
+python3 - "$files" "$kit_size" "$kit2_size" "$MBIT" "$full" "$partial" "$run" "$pull" "$pull2" "$second" "$second_json" \
+    "$zstd_json" "$kit2_zstd_size" <<'PY'
 import json, sys
 files, size, size2, mbit = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 full, partial, run, pull, pull2, second = (json.loads(a) for a in sys.argv[5:11])
-second_json = json.loads(sys.argv[11])
+second_json, zstd_json, zstd_size = json.loads(sys.argv[11]), json.loads(sys.argv[12]), int(sys.argv[13])
 mib = lambda n: n / 2**20
 print(f"kit image: {files} files, {mib(size):.0f} MiB eStargz layer, through a {mbit} Mbit/s proxy (median of runs)")
 for name, r in [("berth fetch (whole layer)", full), ("berth fetch --partial (cold)", partial),
@@ -135,4 +142,7 @@ print(f"  berth fetch --partial  {second['wall_s']:7.2f} s, {mib(fetched):.1f} M
       f"{second_json['filesReused']} from the store")
 if pull2:
     print(f"  podman pull            {pull2['wall_s']:7.2f} s (the whole layer)")
+z = zstd_json["partialBytesFetched"]
+print(f"  as zstd:chunked ({mib(zstd_size):.0f} MiB layer), files from the eStargz first one: "
+      f"{mib(z):.1f} MiB downloaded = {100 * z / zstd_size:.1f}%; {zstd_json['filesFetched']} files fetched")
 PY

@@ -70,7 +70,7 @@ impl Format {
             }
             if fields[3] != "1" {
                 return Err(format!(
-                    "annotation {ZSTD_CHUNKED_POSITION} = {position:?}: manifest type {} (berth reads type 1, the JSON TOC)",
+                    "annotation {ZSTD_CHUNKED_POSITION} = {position:?}: manifest type {} (berth reads 1, a JSON TOC)",
                     fields[3]
                 ));
             }

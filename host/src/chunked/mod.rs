@@ -22,12 +22,16 @@
 //! - *assembled layer*: a partially pulled layer, stored as a tar berth wrote from the
 //!   TOC and the checked contents, plus the TOC ([`crate::store::Assembled`]).
 
+mod assemble;
 mod error;
 pub mod footer;
 mod format;
+mod index;
 mod partial;
 pub mod toc;
 
+pub use assemble::check_assembled;
 pub use error::ChunkedError;
 pub use format::{Codec, Format, TOC_DIGEST_ANNOTATION, ZSTD_CHUNKED_CHECKSUM, ZSTD_CHUNKED_POSITION};
-pub use partial::{Attempt, PartialPull, RemoteBlob, check_assembled, index_stored_layer, pull, read_toc};
+pub use index::index_stored_layer;
+pub use partial::{Attempt, PartialPull, RemoteBlob, pull, read_toc};
