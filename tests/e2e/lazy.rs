@@ -314,6 +314,47 @@ fn berth_run_runs_a_partially_pulled_image() {
 }
 
 #[test]
+fn a_damaged_stored_file_is_fetched_again_not_copied() {
+    if tools_missing("a_damaged_stored_file_is_fetched_again_not_copied") {
+        return;
+    }
+    let c = Converted::start();
+    let first = files(20, 31);
+    let mut second = first.clone();
+    second[4].1 = noise(999, second[4].1.len());
+    c.push_estargz("one", &first);
+    c.push_estargz("two", &second);
+    let root = Root::new();
+    root.ok(&["fetch", &c.point("one")]);
+    // Damage data/f9 inside the stored first layer: the store's index still names it.
+    let layer = c.layer("one")["digest"].as_str().unwrap().to_string();
+    let blob_path = root.path().join("blobs/sha256").join(layer.strip_prefix("sha256:").unwrap());
+    let mut blob = std::fs::read(&blob_path).unwrap();
+    let toc = toc_of(&blob);
+    let entry = toc["entries"].as_array().unwrap().iter().find(|e| e["name"] == "data/f9").unwrap();
+    let offset = entry["offset"].as_u64().unwrap() as usize;
+    blob[offset + 40] ^= 0xff;
+    std::fs::set_permissions(&blob_path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&blob_path, &blob).unwrap();
+
+    let fetched = root.json(&["fetch", "--partial", &c.point("two")]);
+    assert_eq!(fetched["filesFetched"], 2, "the changed file and the damaged one: {fetched}");
+    let full = Root::new();
+    full.ok(&["fetch", &c.point("two")]);
+    let scratch = tempfile::tempdir().unwrap();
+    assert_same(
+        "partial pull over a damaged store",
+        &rendered(&root, &c.point("two"), &scratch.path().join("partial")),
+        "full pull",
+        &rendered(&full, &c.point("two"), &scratch.path().join("full")),
+    );
+    // fsck finds (and quarantines) the damaged blob, not the assembled layer.
+    let (code, out, _) = root.run(&["fsck"]);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains(&layer) && !out.contains(": partially pulled layer"), "{out}");
+}
+
+#[test]
 fn partial_layers_cannot_be_exported_and_gc_reclaims_them() {
     if tools_missing("partial_layers_cannot_be_exported_and_gc_reclaims_them") {
         return;
