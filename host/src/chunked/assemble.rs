@@ -9,7 +9,7 @@ use super::ChunkedError;
 use super::error::ContentMismatch;
 use super::partial::{HashingSink, Plan, Source, open_local};
 use super::toc::{self, Entry, Kind, Toc};
-use crate::store::{Assembled, BlobWriter, Digest, Hasher, Store};
+use crate::store::{Assembled, BlobWriter, Digest, FileSource, Hasher, Store};
 
 pub(super) enum AssembleError {
     Io(std::io::Error),
@@ -22,10 +22,45 @@ impl From<std::io::Error> for AssembleError {
     }
 }
 
+/// What [`write_tar`] wrote.
+pub(super) struct Written {
+    /// (content digest, offset, size) of each regular file's content in the tar.
+    pub(super) contents: Vec<(Digest, u64, u64)>,
+    /// Contents whose stored copy did not verify, fetched instead (with their bytes).
+    pub(super) refetched: HashMap<Digest, Vec<u8>>,
+}
+
+/// The content of a small stored file, hashed in memory; fetched (once per content)
+/// when the stored copy is unreadable or does not match.
+fn checked_or_fetched(
+    store: &Store,
+    entry: &Entry,
+    blob: &Digest,
+    source: &FileSource,
+    refetch: &Refetch<'_>,
+    refetched: &mut HashMap<Digest, Vec<u8>>,
+) -> Result<Vec<u8>, AssembleError> {
+    let digest = entry.digest.as_ref().expect("files with content have a digest");
+    if let Some(bytes) = refetched.get(digest) {
+        return Ok(bytes.clone());
+    }
+    let mut bytes = Vec::with_capacity(entry.size as usize);
+    let read = open_local(store, blob, source).and_then(|mut r| r.read_to_end(&mut bytes));
+    if read.is_ok() && bytes.len() as u64 == entry.size && Digest::of_bytes(digest.algorithm(), &bytes) == *digest {
+        return Ok(bytes);
+    }
+    tracing::warn!(%blob, name = %entry.name, "the stored copy of {digest} does not verify; fetching it");
+    let fetched = refetch(entry).map_err(AssembleError::Chunked)?;
+    refetched.insert(digest.clone(), fetched.clone());
+    Ok(fetched)
+}
+
+/// Fetches one file's checked content (for a stored copy that did not verify).
+pub(super) type Refetch<'a> = dyn Fn(&Entry) -> Result<Vec<u8>, ChunkedError> + 'a;
+
 /// Write the layer's tar, in TOC order, with `toc_entry` (eStargz's TOC) last as the
 /// producer wrote it (`stargz.index.json`, mode 0, time 0), so the tree equals a full
-/// pull's. Returns
-/// (content digest, offset, size) of each regular file's content in the tar.
+/// pull's.
 pub(super) fn write_tar(
     store: &Store,
     toc: &Toc,
@@ -33,8 +68,10 @@ pub(super) fn write_tar(
     plan: &Plan,
     spool: &mut File,
     out: &mut BlobWriter<'_>,
-) -> Result<Vec<(Digest, u64, u64)>, AssembleError> {
+    refetch: &Refetch<'_>,
+) -> Result<Written, AssembleError> {
     let mut contents = Vec::new();
+    let mut refetched = HashMap::new();
     let mut builder = tar::Builder::new(out);
     for e in &toc.entries {
         let mut header = header_of(e);
@@ -63,6 +100,14 @@ pub(super) fn write_tar(
             Kind::Reg if e.size > 0 => {
                 let digest = e.digest.as_ref().expect("files with content have a digest");
                 let reader: Box<dyn Read> = match plan.sources.get(digest) {
+                    Some(Source::Unchecked(blob, source)) => Box::new(std::io::Cursor::new(checked_or_fetched(
+                        store,
+                        e,
+                        blob,
+                        source,
+                        refetch,
+                        &mut refetched,
+                    )?)),
                     Some(Source::Local(blob, source)) => open_local(store, blob, source)?,
                     Some(Source::Spool(offset)) => {
                         spool.seek(SeekFrom::Start(*offset))?;
@@ -100,7 +145,7 @@ pub(super) fn write_tar(
         builder.append_data(&mut header, toc::TOC_TAR_NAME, json)?;
     }
     builder.finish()?;
-    Ok(contents)
+    Ok(Written { contents, refetched })
 }
 
 /// Put `value` in the header's name (`GNULongName`) or link-name (`GNULongLink`) field;

@@ -92,22 +92,32 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<A
     plan.find_local(store, &parsed)?;
     let mut spool = tempfile::Builder::new().prefix("partial-").tempfile_in(&tmp).map_err(assemble_err)?;
     fetched += fetch_missing(remote, codec, &parsed, &mut plan, spool.as_file_mut())?;
-    plan.reused_files = parsed
-        .entries
-        .iter()
-        .filter(|e| e.digest.as_ref().is_some_and(|d| matches!(plan.sources.get(d), Some(Source::Local(..)))))
-        .count() as u64;
 
     // eStargz keeps its TOC in the tar (a full pull renders it); zstd:chunked does not.
     let toc_entry = matches!(format, Format::Estargz { .. }).then_some(json.as_slice());
     // Written straight into the store's `tmp/`, hashed as written, named when complete.
     let mut tar_blob = store.blobs().writer(Algorithm::Sha256)?;
-    let contents = assemble::write_tar(store, &parsed, toc_entry, &plan, spool.as_file_mut(), &mut tar_blob).map_err(
-        |e| match e {
-            assemble::AssembleError::Io(source) => ChunkedError::Assemble { layer: layer.clone(), source },
-            assemble::AssembleError::Chunked(e) => e,
-        },
-    )?;
+    let refetch = |entry: &Entry| fetch_file(remote, codec, entry, &tmp);
+    let written = assemble::write_tar(store, &parsed, toc_entry, &plan, spool.as_file_mut(), &mut tar_blob, &refetch)
+        .map_err(|e| match e {
+        assemble::AssembleError::Io(source) => ChunkedError::Assemble { layer: layer.clone(), source },
+        assemble::AssembleError::Chunked(e) => e,
+    })?;
+    // Stored copies that did not verify were fetched after all: count them so.
+    for digest in written.refetched.keys() {
+        if let Some(e) = parsed.entries.iter().find(|e| e.digest.as_ref() == Some(digest)) {
+            fetched += e.chunks.last().map_or(0, |last| last.end - e.chunks[0].start);
+        }
+    }
+    plan.fetched_files += written.refetched.len() as u64;
+    plan.reused_files = parsed
+        .entries
+        .iter()
+        .filter_map(|e| e.digest.as_ref())
+        .filter(|d| matches!(plan.sources.get(*d), Some(Source::Local(..) | Source::Unchecked(..))))
+        .filter(|d| !written.refetched.contains_key(*d))
+        .count() as u64;
+    let contents = written.contents;
     let (tar_digest, tar_size, _) = tar_blob.commit()?;
     let toc_expect = Expected { digest: toc_digest.clone(), size: json.len() as u64 };
     store.blobs().ingest(&mut json.as_slice(), &toc_expect, &format!("the TOC of layer {layer}"), &mut |_| {})?;
@@ -216,12 +226,21 @@ pub(super) struct Plan {
 
 #[derive(Clone)]
 pub(super) enum Source {
+    /// Stored content, hashed when it was chosen.
     Local(Digest, FileSource),
+    /// Stored content of a small file, chosen unhashed: the tar writer holds it in memory
+    /// and hashes it before writing, fetching the file instead if it does not match.
+    Unchecked(Digest, FileSource),
     Spool(u64),
 }
 
+/// Stored files up to this size are chosen without hashing (see [`Source::Unchecked`]):
+/// one decompression of each instead of two.
+const HELD_BACK_MAX: u64 = 1 << 20;
+
 impl Plan {
-    /// Find every file the store holds, hashing the stored content to be sure.
+    /// Find every file the store holds: small ones by the index alone, larger ones
+    /// hashed to be sure.
     fn find_local(&mut self, store: &Store, toc: &Toc) -> Result<(), ChunkedError> {
         for e in &toc.entries {
             let Some(digest) = &e.digest else { continue };
@@ -229,7 +248,14 @@ impl Plan {
                 continue;
             }
             for (blob, source) in store.file_sources(digest)? {
-                if source.size == e.size && local_matches(store, &blob, &source) {
+                if source.size != e.size {
+                    continue;
+                }
+                if e.size <= HELD_BACK_MAX {
+                    self.sources.insert(digest.clone(), Source::Unchecked(blob, source));
+                    break;
+                }
+                if local_matches(store, &blob, &source) {
                     self.sources.insert(digest.clone(), Source::Local(blob, source));
                     break;
                 }
@@ -237,6 +263,24 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// Fetch one file's chunks (checked) into memory: for a stored copy that did not verify.
+pub(super) fn fetch_file(
+    remote: &RemoteBlob<'_>,
+    codec: Codec,
+    entry: &Entry,
+    tmp: &std::path::Path,
+) -> Result<Vec<u8>, ChunkedError> {
+    let assemble = |source| ChunkedError::Assemble { layer: remote.digest.clone(), source };
+    let mut spool = tempfile::Builder::new().prefix("refetch-").tempfile_in(tmp).map_err(assemble)?;
+    let wanted = Wanted { entry, spool_offset: 0 };
+    let (first, last) = (&entry.chunks[0], entry.chunks.last().expect("files with content have chunks"));
+    let run = Run { start: first.start, end: last.end, files: vec![&wanted] };
+    fetch_run_retrying(remote, codec, &run, spool.as_file())?;
+    let mut bytes = Vec::with_capacity(entry.size as usize);
+    spool.as_file_mut().read_to_end(&mut bytes).map_err(assemble)?;
+    Ok(bytes)
 }
 
 /// Open stored content as a stream of its `size` bytes.
