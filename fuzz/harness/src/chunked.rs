@@ -32,6 +32,10 @@ pub fn estargz_toc(data: &[u8]) {
         }
     }
     let Ok(parsed) = toc::parse(rest, toc_offset) else { return };
+    if parsed.unsupported.is_some() {
+        // Parsing stopped early (a shared member): berth fetches such layers whole.
+        return;
+    }
     let mut previous_end = 0;
     for (entry, chunk) in parsed.chunks() {
         assert!(chunk.start >= previous_end && chunk.start < chunk.end, "chunk ranges overlap or are empty");

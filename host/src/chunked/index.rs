@@ -25,6 +25,10 @@ pub fn index_stored_layer(store: &Store, layer: &Digest, format: &Format) -> Res
     };
     let compressed = store.blobs().read_at(layer, start, (end - start) as usize)?;
     let (_, parsed) = read_toc(layer, format, &compressed, chunks_end)?;
+    if let Some(why) = parsed.unsupported {
+        tracing::info!(%layer, "not indexing its files: {why}");
+        return Ok(0);
+    }
     let encoding = match format.codec() {
         Codec::Gzip => ContentEncoding::Gzip,
         Codec::Zstd => ContentEncoding::Zstd,

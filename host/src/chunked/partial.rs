@@ -83,6 +83,9 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<A
         };
     fetched += compressed_toc.len() as u64;
     let (json, parsed) = read_toc(layer, format, &compressed_toc, chunks_end)?;
+    if let Some(why) = parsed.unsupported {
+        return Ok(Attempt::NotPossible(why));
+    }
     let toc_digest = Digest::of_bytes(Algorithm::Sha256, &json);
     let codec = format.codec();
 
@@ -453,6 +456,7 @@ fn fetch_run(remote: &RemoteBlob<'_>, codec: Codec, run: &Run<'_>, spool: &File)
         for chunk in &entry.chunks {
             member.resize((chunk.end - chunk.start) as usize, 0);
             body.read_exact(&mut member).map_err(body_err)?;
+            // Bounded by the TOC's limits (toc::MAX_CHUNK_BYTES), as `member` is.
             let mut content = Vec::with_capacity(chunk.len as usize);
             codec.decoder(member.as_slice()).and_then(|d| d.take(chunk.len).read_to_end(&mut content)).map_err(
                 |source| ChunkedError::ChunkUnreadable {

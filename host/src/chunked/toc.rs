@@ -103,7 +103,17 @@ pub struct Chunk {
 #[derive(Debug, Clone)]
 pub struct Toc {
     pub entries: Vec<Entry>,
+    /// Why berth cannot read this (valid) layer in parts, if it cannot: several files
+    /// in one compressed member (`innerOffset`), or chunks over berth's size limits. The
+    /// layer is then fetched whole; `entries` may be incomplete.
+    pub unsupported: Option<String>,
 }
+
+/// Largest compressed member of one chunk berth fetches and holds in memory (eStargz
+/// writes chunks of 4 MiB by default).
+pub const MAX_MEMBER_BYTES: u64 = 32 << 20;
+/// Largest uncompressed chunk.
+pub const MAX_CHUNK_BYTES: u64 = 64 << 20;
 
 impl Toc {
     /// Every chunk of every file, in blob order.
@@ -150,10 +160,8 @@ pub fn parse(json: &[u8], toc_offset: u64) -> Result<Toc, String> {
             return Err(format!("an entry has the name {:?}", e.name));
         }
         if e.inner_offset != 0 {
-            return Err(format!(
-                "{:?} shares a compressed member with other files (innerOffset), which berth does not read",
-                e.name
-            ));
+            let reason = format!("{:?} shares a compressed member with other files (innerOffset)", e.name);
+            return Ok(Toc { entries, unsupported: Some(reason) });
         }
         let kind = match e.kind.as_str() {
             "dir" => Kind::Dir,
@@ -234,7 +242,19 @@ pub fn parse(json: &[u8], toc_offset: u64) -> Result<Toc, String> {
             return Err(format!("chunks of {:?} do not add up to its size {}", e.name, e.size));
         }
     }
-    Ok(Toc { entries })
+    let oversized = entries
+        .iter()
+        .flat_map(|e| e.chunks.iter().map(move |c| (e, c)))
+        .find(|(_, c)| c.end - c.start > MAX_MEMBER_BYTES || c.len > MAX_CHUNK_BYTES);
+    let unsupported = oversized.map(|(e, c)| {
+        format!(
+            "a chunk of {:?} is {} bytes compressed, {} uncompressed (berth's limits: {MAX_MEMBER_BYTES}, {MAX_CHUNK_BYTES})",
+            e.name,
+            c.end - c.start,
+            c.len
+        )
+    });
+    Ok(Toc { entries, unsupported })
 }
 
 /// A sha256 digest field of entry `name`; missing or of another algorithm is an error.
@@ -363,12 +383,6 @@ mod tests {
             (toc(r#"{"name":"a","type":"socket"}"#), "unknown type"),
             (
                 toc(&format!(
-                    r#"{{"name":"a","type":"reg","size":3,"offset":5,"digest":"{D1}","chunkDigest":"{D1}","innerOffset":7}}"#
-                )),
-                "innerOffset",
-            ),
-            (
-                toc(&format!(
                     r#"{{"name":"a","type":"reg","size":3,"offset":50,"digest":"{D1}","chunkDigest":"{D1}"}},
                    {{"name":"b","type":"reg","size":3,"offset":20,"digest":"{D1}","chunkDigest":"{D1}"}}"#
                 )),
@@ -387,6 +401,20 @@ mod tests {
             let err = parse(json.as_bytes(), 400).unwrap_err();
             assert!(err.contains(reason), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn shared_members_and_huge_chunks_are_unsupported_not_invalid() {
+        let shared = toc(&format!(
+            r#"{{"name":"a","type":"reg","size":3,"offset":5,"digest":"{D1}","chunkDigest":"{D1}","innerOffset":7}}"#
+        ));
+        let t = parse(shared.as_bytes(), 400).unwrap();
+        assert!(t.unsupported.unwrap().contains("innerOffset"));
+        let huge =
+            toc(&format!(r#"{{"name":"a","type":"reg","size":3,"offset":5,"digest":"{D1}","chunkDigest":"{D1}"}}"#));
+        let t = parse(huge.as_bytes(), 5 + MAX_MEMBER_BYTES + 1).unwrap();
+        assert!(t.unsupported.unwrap().contains("compressed"));
+        assert!(parse(huge.as_bytes(), 400).unwrap().unsupported.is_none());
     }
 
     #[test]
