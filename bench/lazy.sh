@@ -118,16 +118,22 @@ second=$($measure "$with_first" "$berth" --root "$store" fetch -q --partial "oci
 eval "$with_first" >/dev/null
 second_json=$("$berth" --root "$store" --json fetch --partial "oci://$proxied/kit2:esgz" 2>/dev/null)
 kit2_size=$(layer_size kit2:esgz)
+# Lazy start's critical path (not built): the TOC and the entrypoint's chunks, and what a
+# run of a stored image costs on top.
+critical=$(python3 "$PWD/bench/critical_path.py" "$proxied" kit esgz bin/busybox)
+eval "$reset_berth"; "$berth" --root "$store" run "oci://$addr/kit:esgz" true >/dev/null # fetched and rendered
+warm_run=$($measure true "$berth" --root "$store" run "oci://$addr/kit:esgz" true)
 eval "$with_first" >/dev/null
 zstd_json=$("$berth" --root "$store" --json fetch --partial "oci://$proxied/kit2:zstd" 2>/dev/null)
 kit2_zstd_size=$(layer_size kit2:zstd)
 
 python3 - "$files" "$kit_size" "$kit2_size" "$MBIT" "$full" "$partial" "$run" "$pull" "$pull2" "$second" "$second_json" \
-    "$zstd_json" "$kit2_zstd_size" <<'PY'
+    "$zstd_json" "$kit2_zstd_size" "$critical" "$warm_run" <<'PY'
 import json, sys
 files, size, size2, mbit = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 full, partial, run, pull, pull2, second = (json.loads(a) for a in sys.argv[5:11])
 second_json, zstd_json, zstd_size = json.loads(sys.argv[11]), json.loads(sys.argv[12]), int(sys.argv[13])
+critical, warm_run = json.loads(sys.argv[14]), json.loads(sys.argv[15])
 mib = lambda n: n / 2**20
 print(f"kit image: {files} files, {mib(size):.0f} MiB eStargz layer, through a {mbit} Mbit/s proxy (median of runs)")
 for name, r in [("berth fetch (whole layer)", full), ("berth fetch --partial (cold)", partial),
@@ -136,6 +142,9 @@ for name, r in [("berth fetch (whole layer)", full), ("berth fetch --partial (co
 if pull:
     print(f"  berth run / podman pull: {run['wall_s'] / pull['wall_s']:.2f}x")
 fetched = second_json["partialBytesFetched"]
+print(f"  lazy start's critical path (not built): footer + TOC ({mib(critical['toc_bytes']):.2f} MiB) + the "
+      f"entrypoint's {critical['chunks']} chunks = {mib(critical['bytes']):.2f} MiB in {critical['seconds']:.2f} s; "
+      f"berth run of the stored image {warm_run['wall_s']:.2f} s")
 print(f"second image sharing 90% of its files ({mib(size2):.0f} MiB layer), the first stored:")
 print(f"  berth fetch --partial  {second['wall_s']:7.2f} s, {mib(fetched):.1f} MiB downloaded = "
       f"{100 * fetched / size2:.1f}% of the layer; {second_json['filesFetched']} files fetched, "
