@@ -355,6 +355,31 @@ fn a_damaged_stored_file_is_fetched_again_not_copied() {
 }
 
 #[test]
+fn two_partial_pulls_at_once_both_succeed() {
+    if tools_missing("two_partial_pulls_at_once_both_succeed") {
+        return;
+    }
+    let c = Converted::start();
+    let first = files(40, 41);
+    let mut second = first.clone();
+    second[3].1 = noise(4_141, 5000);
+    c.push_estargz("one", &first);
+    c.push_estargz("two", &second);
+    let root = Root::new();
+    // The same image twice and a sibling, at once, into one store.
+    let children: Vec<_> = [c.point("one"), c.point("one"), c.point("two")]
+        .iter()
+        .map(|p| root.cmd(&["fetch", "-q", "--partial", p]).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(root.image_count(), 2);
+    root.assert_fsck_clean();
+}
+
+#[test]
 fn partial_layers_cannot_be_exported_and_gc_reclaims_them() {
     if tools_missing("partial_layers_cannot_be_exported_and_gc_reclaims_them") {
         return;
