@@ -41,17 +41,7 @@ pub struct CreateRequest {
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn spec_state(record: &Record, status: Status) -> Vec<u8> {
-    let state = SpecState {
-        oci_version: state::OCI_VERSION.to_string(),
-        id: record.id.clone(),
-        status,
-        pid: (status != Status::Stopped).then_some(record.pid),
-        bundle: record.bundle.clone(),
-        rootfs: record.rootfs.clone(),
-        created: record.created.clone(),
-        annotations: record.annotations.clone(),
-    };
-    serde_json::to_vec(&state).unwrap_or_default()
+    serde_json::to_vec(&SpecState::of(record, status)).unwrap_or_default()
 }
 
 /// The create-time hooks, run when the init reports its mounts.

@@ -89,6 +89,22 @@ pub struct SpecState {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl SpecState {
+    /// The state of `record` as the spec's `state` prints it, in `status`.
+    pub fn of(record: &Record, status: Status) -> SpecState {
+        SpecState {
+            oci_version: OCI_VERSION.to_string(),
+            id: record.id.clone(),
+            status,
+            pid: (status != Status::Stopped).then_some(record.pid),
+            bundle: record.bundle.clone(),
+            rootfs: record.rootfs.clone(),
+            created: record.created.clone(),
+            annotations: record.annotations.clone(),
+        }
+    }
+}
+
 /// The state root: one directory per container.
 #[derive(Debug, Clone)]
 pub struct StateRoot {
@@ -184,17 +200,7 @@ impl StateRoot {
     }
 
     pub fn spec_state(&self, record: &Record) -> SpecState {
-        let status = self.status(record);
-        SpecState {
-            oci_version: OCI_VERSION.to_string(),
-            id: record.id.clone(),
-            status,
-            pid: (status != Status::Stopped).then_some(record.pid),
-            bundle: record.bundle.clone(),
-            rootfs: record.rootfs.clone(),
-            created: record.created.clone(),
-            annotations: record.annotations.clone(),
-        }
+        SpecState::of(record, self.status(record))
     }
 }
 
