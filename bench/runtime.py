@@ -16,15 +16,20 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
 
 
 def check(cmd):
-    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.decode(errors='replace')[-2000:]}")
+    # stderr to a file, not a pipe: `create` leaves the container's init holding the
+    # runtime's stdio until `start`, so reading a pipe to its end would wait forever.
+    with tempfile.TemporaryFile() as err:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        if done.returncode != 0:
+            err.seek(0)
+            sys.exit(f"{' '.join(cmd)} failed ({done.returncode}): {err.read().decode(errors='replace')[-2000:]}")
 
 
 def podman_once(podman, image, runtime):
