@@ -286,27 +286,7 @@ impl Host for StoreCtx {
 
     fn ingest(&mut self, requests: Vec<IngestRequest>) -> Vec<Result<(), WitError>> {
         let this = &*self;
-        this.host_time.measure(|| {
-            let results: Vec<Mutex<Option<Result<(), WitError>>>> = requests.iter().map(|_| Mutex::new(None)).collect();
-            let next = AtomicUsize::new(0);
-            let workers = this.concurrency.clamp(1, requests.len().max(1));
-            std::thread::scope(|scope| {
-                for _ in 0..workers {
-                    scope.spawn(|| {
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(req) = requests.get(i) else { break };
-                            let r = this.ingest_one(req);
-                            *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-                        }
-                    });
-                }
-            });
-            results
-                .into_iter()
-                .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every request was run"))
-                .collect()
-        })
+        this.host_time.measure(|| run_concurrently(this.concurrency, &requests, |r| this.ingest_one(r)))
     }
 
     fn put(&mut self, bytes: Vec<u8>, digest: Option<String>, media_type: String) -> Result<String, WitError> {
