@@ -28,7 +28,7 @@ fn overlay_manifest(
     assert_eq!(out["snapshotter"], form, "{out}");
     let rootfs = dir.join("rootfs");
     let got = manifest(&rootfs, cmp);
-    let unmount = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::empty());
+    let unmount = crate::support::unmount_when_free(&rootfs);
     assert!(unmount.is_ok(), "unmounting {}: {unmount:?}", rootfs.display());
     if form == "erofs" {
         root.assert_fsck_clean();
@@ -135,7 +135,7 @@ fn fsck_removes_a_damaged_layer_image_and_the_next_render_rebuilds_it() {
     root.ok(&["fetch", "-q", &point]);
     let first = scratch.path().join("first");
     root.ok(&["image", "render", "--overlay", &point, first.to_str().unwrap()]);
-    rustix::mount::unmount(first.join("rootfs"), rustix::mount::UnmountFlags::empty()).unwrap();
+    crate::support::unmount_when_free(&first.join("rootfs")).unwrap();
     let images: Vec<PathBuf> = std::fs::read_dir(root.path().join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -161,7 +161,7 @@ fn fsck_removes_a_damaged_layer_image_and_the_next_render_rebuilds_it() {
     let actions: Vec<_> = again["layers"].as_array().unwrap().iter().map(|l| l["action"].clone()).collect();
     assert_eq!(actions.iter().filter(|a| *a == "unpacked").count(), 1, "{again}");
     let got = manifest(&second.join("rootfs"), ALL);
-    rustix::mount::unmount(second.join("rootfs"), rustix::mount::UnmountFlags::empty()).unwrap();
+    crate::support::unmount_when_free(&second.join("rootfs")).unwrap();
     let flat = scratch.path().join("flat");
     root.ok(&["image", "render", &point, flat.to_str().unwrap()]);
     assert_same("rebuilt erofs", &got, "flattened", &manifest(&flat, ALL));
@@ -196,7 +196,7 @@ d("usr", mode=0o750); f("usr/x", b"x" * 5000, mode=0o755); d("usr/empty")
     let out = root.json(&["image", "render", "--overlay", &point, first.to_str().unwrap()]);
     assert_eq!(out["snapshotter"], "erofs", "{out}");
     let erofs = manifest(&first.join("rootfs"), ALL);
-    rustix::mount::unmount(first.join("rootfs"), rustix::mount::UnmountFlags::empty()).unwrap();
+    crate::support::unmount_when_free(&first.join("rootfs")).unwrap();
 
     let target = dir.path().join("ns");
     let out = std::process::Command::new("unshare")

@@ -18,6 +18,22 @@ pub fn berth_bin() -> PathBuf {
     bin
 }
 
+/// Unmount `path`, waiting out a moment's `EBUSY`: a sibling test thread that forks
+/// while this one has a directory of the mount open gives its child a copy of that
+/// descriptor until the child execs. A holder that stays (a process berth left behind)
+/// still fails, after the deadline.
+pub fn unmount_when_free(path: &Path) -> rustix::io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match rustix::mount::unmount(path, rustix::mount::UnmountFlags::empty()) {
+            Err(rustix::io::Errno::BUSY) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            result => return result,
+        }
+    }
+}
+
 /// A fresh store root, removed when dropped (with whatever is still mounted under it,
 /// such as shared EROFS layer mounts).
 pub struct Root {

@@ -308,7 +308,7 @@ fn berth_outcome(
         let rootfs = if form == "flat" { target.clone() } else { target.join("rootfs") };
         let tree = manifest(&rootfs, ALL);
         if form != "flat" {
-            let unmounted = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::empty());
+            let unmounted = crate::support::unmount_when_free(&rootfs);
             assert!(unmounted.is_ok(), "unmounting {}: {unmounted:?}", rootfs.display());
             if form == "erofs" {
                 root.assert_fsck_clean();
