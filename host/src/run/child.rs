@@ -309,6 +309,22 @@ impl FdPath {
 /// A failure to report: (step, index, errno).
 type Fail = (Step, u32, i32);
 
+/// All three user ids, by the raw system call. glibc's `setresuid` applies the change
+/// to every thread it knows of, waiting for each (setxid): this child of a raw `clone`
+/// of a threaded process still lists the parent's threads, and one that was being
+/// created at the clone is waited for forever (a lazy run's FUSE and fetch threads).
+/// The child has one thread, so the kernel's per-thread call is the whole change.
+fn setresuid(uid: u32) -> libc::c_int {
+    // SAFETY: a system call on integers.
+    unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) as libc::c_int }
+}
+
+/// All three group ids; see [`setresuid`].
+fn setresgid(gid: u32) -> libc::c_int {
+    // SAFETY: a system call on integers.
+    unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) as libc::c_int }
+}
+
 fn check(ret: libc::c_int, step: Step, index: u32) -> Result<libc::c_int, Fail> {
     if ret < 0 { Err((step, index, errno())) } else { Ok(ret) }
 }
@@ -838,10 +854,8 @@ fn wait_for_start(fifo: RawFd) -> Result<(), Fail> {
 /// In a user namespace, become its root first: berth's own ids may not be mapped
 /// (`--private-users`), and mount points must be created as a mapped id.
 fn become_namespace_root() -> Result<(), Fail> {
-    // SAFETY: plain system calls on integers.
-    check(unsafe { libc::setresgid(0, 0, 0) }, Step::Gid, 1)?;
-    // SAFETY: as above.
-    check(unsafe { libc::setresuid(0, 0, 0) }, Step::Uid, 1)?;
+    check(setresgid(0), Step::Gid, 1)?;
+    check(setresuid(0), Step::Uid, 1)?;
     Ok(())
 }
 
@@ -1005,13 +1019,13 @@ fn become_user(plan: &Plan) -> Result<(), Fail> {
     // SAFETY: prctl with integer arguments.
     check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }, Step::Capabilities, 1)?;
     if plan.set_groups {
-        // SAFETY: the pointer and length describe the plan's group list.
-        check(unsafe { libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) }, Step::Groups, 0)?;
+        // SAFETY: the pointer and length describe the plan's group list; the raw system
+        // call, as for the ids (see `setresuid`).
+        let ret = unsafe { libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) };
+        check(ret as libc::c_int, Step::Groups, 0)?;
     }
-    // SAFETY: plain system calls on integers.
-    check(unsafe { libc::setresgid(plan.gid, plan.gid, plan.gid) }, Step::Gid, 0)?;
-    // SAFETY: as above.
-    check(unsafe { libc::setresuid(plan.uid, plan.uid, plan.uid) }, Step::Uid, 0)?;
+    check(setresgid(plan.gid), Step::Gid, 0)?;
+    check(setresuid(plan.uid), Step::Uid, 0)?;
     check(set_capabilities(&plan.capabilities), Step::Capabilities, 0)?;
     for cap in 0..=plan.last_capability.min(63) {
         if plan.capabilities.ambient & (1u64 << cap) != 0 {
