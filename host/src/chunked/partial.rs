@@ -52,20 +52,76 @@ pub enum Attempt {
 /// Fetch what the store lacks of the chunked layer at `remote` (in `format`, from its
 /// annotations), and store it assembled.
 pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<Attempt, ChunkedError> {
+    let prepared = match prepare(store, remote, format, Slots::Fetched)? {
+        Prepared::Ready(p) => p,
+        Prepared::NotPossible(why) => return Ok(Attempt::NotPossible(why)),
+    };
+    let spool = prepared.spool.as_file().try_clone().map_err(|source| prepared.assemble_err(source))?;
+    let plan = prepared.plan.clone();
+    finish(store, remote, &prepared, plan, spool, &|_| {}).map(Attempt::Done)
+}
+
+/// Which files get a place in the spool.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Slots {
+    /// Only those to fetch (a partial pull).
+    Fetched,
+    /// Every file with content (a lazy pull copies stored contents there too, checked,
+    /// when something reads them before the layer is complete).
+    All,
+}
+
+/// A chunked layer whose TOC is read and checked, with the plan of where each file's
+/// content comes from: what [`finish`] needs.
+pub(super) struct Ready {
+    pub(super) layer: Digest,
+    pub(super) json: Vec<u8>,
+    pub(super) toc: Toc,
+    pub(super) codec: Codec,
+    /// eStargz keeps its TOC in the tar (a full pull renders it); zstd:chunked does not.
+    pub(super) toc_in_tar: bool,
+    /// Where each file's content is found in the store (as chosen before any fetch).
+    pub(super) plan: Plan,
+    /// Where each content goes in the spool, by content digest.
+    pub(super) slots: HashMap<Digest, u64>,
+    pub(super) spool: tempfile::NamedTempFile,
+    /// Bytes received so far (footer, TOC).
+    pub(super) fetched: u64,
+}
+
+impl Ready {
+    pub(super) fn assemble_err(&self, source: std::io::Error) -> ChunkedError {
+        ChunkedError::Assemble { layer: self.layer.clone(), source }
+    }
+}
+
+pub(super) enum Prepared {
+    Ready(Box<Ready>),
+    NotPossible(String),
+}
+
+/// Read the layer's TOC (through eStargz's footer, or zstd:chunked's annotation), check
+/// it, and plan: which contents the store holds, and where fetched ones go.
+pub(super) fn prepare(
+    store: &Store,
+    remote: &RemoteBlob<'_>,
+    format: &Format,
+    slots: Slots,
+) -> Result<Prepared, ChunkedError> {
     let layer = remote.digest;
     let mut fetched = 0u64;
     let (compressed_toc, chunks_end) =
         match format {
             Format::Estargz { .. } => {
                 if remote.size < footer::FOOTER_SIZE {
-                    return Ok(Attempt::NotPossible(format!("{} bytes is too short for eStargz", remote.size)));
+                    return Ok(Prepared::NotPossible(format!("{} bytes is too short for eStargz", remote.size)));
                 }
                 let Some(tail) = range(remote, remote.size - footer::FOOTER_SIZE, remote.size)? else {
-                    return Ok(Attempt::NotPossible(format!("{} does not serve byte ranges", remote.url)));
+                    return Ok(Prepared::NotPossible(format!("{} does not serve byte ranges", remote.url)));
                 };
                 fetched += tail.len() as u64;
                 let Some((toc_offset, footer_len)) = footer::parse(&tail) else {
-                    return Ok(Attempt::NotPossible("no eStargz footer".into()));
+                    return Ok(Prepared::NotPossible("no eStargz footer".into()));
                 };
                 let toc_end = toc_range_end(layer, toc_offset, remote.size - footer_len, remote.size)?;
                 let compressed = range(remote, toc_offset, toc_end)?.ok_or_else(|| {
@@ -76,7 +132,7 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<A
             Format::ZstdChunked { offset, length, .. } => {
                 let toc_end = toc_range_end(layer, *offset, offset.saturating_add(*length), remote.size)?;
                 let Some(compressed) = range(remote, *offset, toc_end)? else {
-                    return Ok(Attempt::NotPossible(format!("{} does not serve byte ranges", remote.url)));
+                    return Ok(Prepared::NotPossible(format!("{} does not serve byte ranges", remote.url)));
                 };
                 (compressed, format.chunks_end(0))
             }
@@ -84,28 +140,67 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<A
     fetched += compressed_toc.len() as u64;
     let (json, parsed) = read_toc(layer, format, &compressed_toc, chunks_end)?;
     if let Some(why) = parsed.unsupported {
-        return Ok(Attempt::NotPossible(why));
+        return Ok(Prepared::NotPossible(why));
     }
-    let toc_digest = Digest::of_bytes(Algorithm::Sha256, &json);
-    let codec = format.codec();
-
     let tmp = store.root().join("tmp");
     let assemble_err = |source| ChunkedError::Assemble { layer: layer.clone(), source };
     let mut plan = Plan::default();
     plan.find_local(store, &parsed)?;
-    let mut spool = tempfile::Builder::new().prefix("partial-").tempfile_in(&tmp).map_err(assemble_err)?;
-    fetched += fetch_missing(remote, codec, &parsed, &mut plan, spool.as_file_mut())?;
+    let spool = tempfile::Builder::new().prefix("partial-").tempfile_in(&tmp).map_err(assemble_err)?;
+    // Each content once, in TOC order.
+    let mut places = HashMap::new();
+    let mut end = 0u64;
+    for e in &parsed.entries {
+        if let Some(d) = &e.digest
+            && (slots == Slots::All || !plan.sources.contains_key(d))
+            && !places.contains_key(d)
+        {
+            places.insert(d.clone(), end);
+            end += e.size;
+        }
+    }
+    Ok(Prepared::Ready(Box::new(Ready {
+        layer: layer.clone(),
+        json,
+        toc: parsed,
+        codec: format.codec(),
+        toc_in_tar: matches!(format, Format::Estargz { .. }),
+        plan,
+        slots: places,
+        spool,
+        fetched,
+    })))
+}
 
-    // eStargz keeps its TOC in the tar (a full pull renders it); zstd:chunked does not.
-    let toc_entry = matches!(format, Format::Estargz { .. }).then_some(json.as_slice());
+/// Fetch what `plan` finds no stored source for (into `spool`, a handle on the prepared
+/// spool; `done` hears of each run of contents checked there), assemble the layer's tar
+/// and store it with the TOC.
+pub(super) fn finish(
+    store: &Store,
+    remote: &RemoteBlob<'_>,
+    ready: &Ready,
+    mut plan: Plan,
+    mut spool: File,
+    done: &(dyn Fn(&[&Digest]) + Sync),
+) -> Result<PartialPull, ChunkedError> {
+    let layer = remote.digest;
+    let parsed = &ready.toc;
+    let json = &ready.json;
+    let codec = ready.codec;
+    let tmp = store.root().join("tmp");
+    let mut fetched = ready.fetched;
+    fetched += fetch_missing(remote, codec, parsed, &mut plan, &ready.slots, &spool, done)?;
+
+    let toc_entry = ready.toc_in_tar.then_some(json.as_slice());
     // Written straight into the store's `tmp/`, hashed as written, named when complete.
     let mut tar_blob = store.blobs().writer(Algorithm::Sha256)?;
     let refetch = |entry: &Entry| fetch_file(remote, codec, entry, &tmp);
-    let written = assemble::write_tar(store, &parsed, toc_entry, &plan, spool.as_file_mut(), &mut tar_blob, &refetch)
-        .map_err(|e| match e {
-        assemble::AssembleError::Io(source) => ChunkedError::Assemble { layer: layer.clone(), source },
-        assemble::AssembleError::Chunked(e) => e,
-    })?;
+    let written = assemble::write_tar(store, parsed, toc_entry, &plan, &mut spool, &mut tar_blob, &refetch).map_err(
+        |e| match e {
+            assemble::AssembleError::Io(source) => ChunkedError::Assemble { layer: layer.clone(), source },
+            assemble::AssembleError::Chunked(e) => e,
+        },
+    )?;
     // Stored copies that did not verify were fetched after all: count them so.
     for digest in written.refetched.keys() {
         if let Some(e) = parsed.entries.iter().find(|e| e.digest.as_ref() == Some(digest)) {
@@ -122,6 +217,7 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<A
         .count() as u64;
     let contents = written.contents;
     let (tar_digest, tar_size, _) = tar_blob.commit()?;
+    let toc_digest = Digest::of_bytes(Algorithm::Sha256, json);
     let toc_expect = Expected { digest: toc_digest.clone(), size: json.len() as u64 };
     store.blobs().ingest(&mut json.as_slice(), &toc_expect, &format!("the TOC of layer {layer}"), &mut |_| {})?;
     let files: Vec<FileSource> = contents
@@ -129,7 +225,7 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<A
         .map(|(content, offset, size)| FileSource { content, offset, size, encoding: ContentEncoding::Raw })
         .collect();
     store.index_files(&tar_digest, &files)?;
-    Ok(Attempt::Done(PartialPull {
+    Ok(PartialPull {
         assembled: Assembled {
             toc: descriptor(TOC_MEDIA_TYPE, toc_digest, json.len() as u64),
             tar: descriptor(ASSEMBLED_MEDIA_TYPE, tar_digest, tar_size),
@@ -137,7 +233,7 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<A
         bytes_fetched: fetched,
         files_fetched: plan.fetched_files,
         files_reused: plan.reused_files,
-    }))
+    })
 }
 
 /// Check that the TOC's compressed bytes `start..end` lie in a blob of `size` bytes and
@@ -219,7 +315,7 @@ fn range(remote: &RemoteBlob<'_>, start: u64, end: u64) -> Result<Option<Vec<u8>
 }
 
 /// Where each file's content comes from.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Plan {
     /// By content digest: a stored blob, or bytes in the spool.
     pub(super) sources: HashMap<Digest, Source>,
@@ -277,10 +373,7 @@ pub(super) fn fetch_file(
 ) -> Result<Vec<u8>, ChunkedError> {
     let assemble = |source| ChunkedError::Assemble { layer: remote.digest.clone(), source };
     let mut spool = tempfile::Builder::new().prefix("refetch-").tempfile_in(tmp).map_err(assemble)?;
-    let wanted = Wanted { entry, spool_offset: 0 };
-    let (first, last) = (&entry.chunks[0], entry.chunks.last().expect("files with content have chunks"));
-    let run = Run { start: first.start, end: last.end, files: vec![&wanted] };
-    fetch_run_retrying(remote, codec, &run, spool.as_file())?;
+    fetch_file_into(remote, codec, entry, spool.as_file(), 0)?;
     let mut bytes = Vec::with_capacity(entry.size as usize);
     spool.as_file_mut().read_to_end(&mut bytes).map_err(assemble)?;
     Ok(bytes)
@@ -346,27 +439,26 @@ struct Run<'t> {
 
 /// Fetch the chunks of every file the plan has no source for, in runs of adjacent
 /// members (one `Range` request each, [`PARALLEL_RANGES`] at once), checking each chunk
-/// and each file; the contents go to `spool`. Returns the bytes received.
+/// and each file; the contents go to their `slots` in `spool`, and `done` hears of each
+/// run once its contents are checked there. Returns the bytes received.
 fn fetch_missing(
     remote: &RemoteBlob<'_>,
     codec: Codec,
     toc: &Toc,
     plan: &mut Plan,
-    spool: &mut File,
+    slots: &HashMap<Digest, u64>,
+    spool: &File,
+    done: &(dyn Fn(&[&Digest]) + Sync),
 ) -> Result<u64, ChunkedError> {
-    let layer = remote.digest;
-    let assemble = |source| ChunkedError::Assemble { layer: layer.clone(), source };
     // The files to fetch, first occurrence of each content only.
     let mut wanted: Vec<Wanted<'_>> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut spool_end = spool.stream_position().map_err(assemble)?;
     for e in &toc.entries {
         if let Some(d) = &e.digest
             && !plan.sources.contains_key(d)
             && seen.insert(d.clone())
         {
-            wanted.push(Wanted { entry: e, spool_offset: spool_end });
-            spool_end += e.size;
+            wanted.push(Wanted { entry: e, spool_offset: slots[d] });
         }
     }
     let mut runs: Vec<Run<'_>> = Vec::new();
@@ -383,7 +475,6 @@ fn fetch_missing(
     let fetched = std::sync::atomic::AtomicU64::new(0);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failure: std::sync::Mutex<Option<ChunkedError>> = std::sync::Mutex::new(None);
-    let spool_ref = &*spool;
     std::thread::scope(|scope| {
         for _ in 0..PARALLEL_RANGES.min(runs.len()) {
             scope.spawn(|| {
@@ -393,9 +484,12 @@ fn fetch_missing(
                     if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
                         break;
                     }
-                    match fetch_run_retrying(remote, codec, run, spool_ref) {
+                    match fetch_run_retrying(remote, codec, run, spool) {
                         Ok(n) => {
                             fetched.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                            let digests: Vec<&Digest> =
+                                run.files.iter().filter_map(|w| w.entry.digest.as_ref()).collect();
+                            done(&digests);
                         }
                         Err(e) => {
                             failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
@@ -415,6 +509,21 @@ fn fetch_missing(
         plan.fetched_files += 1;
     }
     Ok(fetched.into_inner())
+}
+
+/// Fetch one file's chunks into its place in `spool`, checked: a read of a lazily
+/// pulled layer that cannot wait for the background stream.
+pub(super) fn fetch_file_into(
+    remote: &RemoteBlob<'_>,
+    codec: Codec,
+    entry: &Entry,
+    spool: &File,
+    spool_offset: u64,
+) -> Result<u64, ChunkedError> {
+    let wanted = Wanted { entry, spool_offset };
+    let (first, last) = (&entry.chunks[0], entry.chunks.last().expect("files with content have chunks"));
+    let run = Run { start: first.start, end: last.end, files: vec![&wanted] };
+    fetch_run_retrying(remote, codec, &run, spool)
 }
 
 /// Attempts at a run whose transfer broke off (its spool writes are idempotent).
