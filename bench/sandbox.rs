@@ -46,7 +46,13 @@ fn main() {
         platform: WitPlatform { os: platform.os, architecture: platform.architecture, variant: platform.variant },
     };
     let resolve_only = time(200, || {
-        let ctx = RunContext { store: store.clone(), observer: Arc::new(NoProgress), http: None, partial: false };
+        let ctx = RunContext {
+            store: store.clone(),
+            observer: Arc::new(NoProgress),
+            http: None,
+            partial: false,
+            lazy: false,
+        };
         sandbox.resolve(&handler, &grant, ctx, &point.to_string(), &resolve_options).unwrap()
     });
 

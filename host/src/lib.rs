@@ -32,6 +32,7 @@ pub mod chunked;
 pub mod cimd;
 pub mod export;
 pub mod fetch;
+pub mod lazy;
 pub mod ops;
 pub mod policy;
 pub mod render;

@@ -23,6 +23,7 @@
 //!   TOC and the checked contents, plus the TOC ([`crate::store::Assembled`]).
 
 mod assemble;
+mod background;
 mod error;
 pub mod footer;
 mod format;
@@ -31,6 +32,7 @@ mod partial;
 pub mod toc;
 
 pub use assemble::check_assembled;
+pub use background::{LazyPull, OwnedRemote};
 pub use error::ChunkedError;
 pub use format::{Codec, Format, TOC_DIGEST_ANNOTATION, ZSTD_CHUNKED_CHECKSUM, ZSTD_CHUNKED_POSITION};
 pub use index::index_stored_layer;

@@ -70,6 +70,8 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<ExitCode> {
         max_concurrent_downloads: Some(args.max_concurrent_downloads),
         pull_policy: args.pull_policy.map(PullPolicyArg::policy),
         partial: args.partial,
+        // A fetch stores what it fetched before it returns.
+        lazy: false,
         registry: args.registry.options(),
     };
     let progress = Arc::new(Progress::new(ctx.global.json, ctx.global.quiet));

@@ -112,6 +112,12 @@ pub struct RunArgs {
     /// the files the store lacks), as `berth fetch --partial`.
     #[arg(long)]
     partial: bool,
+    /// When the image is fetched and every layer is eStargz or zstd:chunked: start the
+    /// container once the layers' tables of contents are read; files arrive in the
+    /// background (a file read first is fetched first), each checked before it is read.
+    /// The image is stored when the container has exited and every layer is complete.
+    #[arg(long)]
+    lazy: bool,
     #[command(flatten)]
     registry: RegistryArgs,
     /// IMAGE [COMMAND...] — or, with --rootfs, COMMAND... (after `--`).
@@ -187,6 +193,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
             platform: args.platform.clone(),
             pull_policy: args.pull_policy.map(PullPolicyArg::policy),
             partial: args.partial,
+            lazy: args.lazy,
             registry: args.registry.options(),
             ..FetchRequest::default()
         },

@@ -74,7 +74,8 @@ pub fn discover_pubkeys(
     let grant = super::grant_for(&point, options)?;
     let http = options.http_client();
     let observer: Arc<dyn IngestObserver> = Arc::new(crate::store::NoProgress);
-    let ctx = crate::sandbox::RunContext { store: store.clone(), observer, http: Some(http), partial: false };
+    let ctx =
+        crate::sandbox::RunContext { store: store.clone(), observer, http: Some(http), partial: false, lazy: false };
     sandbox
         .discover_pubkeys(&handler, &grant, ctx, point.data())?
         .map_err(|error| FetchError::Handler { point: point.to_string(), error })

@@ -67,6 +67,13 @@ pub enum FetchError {
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the lazily pulled layers of {image} did not all arrive; the image was not stored")]
+    LazyPull {
+        image: String,
+        /// Boxed: every fetch returns this type.
+        #[source]
+        source: Box<crate::chunked::ChunkedError>,
+    },
 }
 
 fn describe(e: &HandlerError) -> String {
@@ -120,6 +127,7 @@ impl HasKind for FetchError {
             FetchError::DropIn(e) => e.kind(),
             FetchError::Sandbox(e) => e.kind(),
             FetchError::Store(e) => e.kind(),
+            FetchError::LazyPull { source, .. } => source.kind(),
         }
     }
 }

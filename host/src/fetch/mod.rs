@@ -75,6 +75,10 @@ pub struct FetchOptions {
     /// (`--partial`). Off by default: such a layer's blob digest and diff ID cannot be
     /// checked (docs/decisions.md), and it cannot be exported.
     pub partial: bool,
+    /// Pull chunked layers lazily (`berth run --lazy`): when every layer is chunked, the
+    /// fetch returns once their TOCs are read, with a [`Pending`] image that is stored
+    /// when the layers are complete. Implies `partial`.
+    pub lazy: bool,
 }
 
 impl Default for FetchOptions {
@@ -89,6 +93,7 @@ impl Default for FetchOptions {
             insecure_image: false,
             appc_chain: Vec::new(),
             partial: false,
+            lazy: false,
         }
     }
 }
@@ -109,6 +114,62 @@ pub struct Fetched {
     pub ingest: IngestStats,
     pub handler_cache: CacheOutcome,
     pub elapsed: Duration,
+    /// A lazy fetch's image, not stored yet: its layers are still arriving.
+    pub pending: Option<Pending>,
+}
+
+/// An image whose layers are all being pulled lazily ([`FetchOptions::lazy`]): resolved,
+/// checked by the policy, but not stored until [`Pending::finish`] finds every layer
+/// complete. Dropped unfinished, it leaves only blobs no image references (gc's).
+pub struct Pending {
+    record: ImageRecord,
+    /// One per layer, in the record's order.
+    pulls: Vec<crate::chunked::LazyPull>,
+    store: Arc<Store>,
+    journal: Option<Arc<Journal>>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("image", &self.record.canonical).field("layers", &self.pulls.len()).finish()
+    }
+}
+
+impl Pending {
+    pub fn record(&self) -> &ImageRecord {
+        &self.record
+    }
+
+    /// The layers' pulls, bottom layer first.
+    pub fn pulls(&self) -> &[crate::chunked::LazyPull] {
+        &self.pulls
+    }
+
+    /// Wait for every layer, then store the image; on a failure, remove what the fetch
+    /// wrote.
+    pub fn finish(mut self) -> Result<ImageRecord, FetchError> {
+        let mut failure = None;
+        for (layer, pull) in self.record.layers.iter_mut().zip(&self.pulls) {
+            match pull.wait() {
+                Ok(pulled) => layer.assembled = Some(pulled.assembled),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        let outcome = match failure {
+            None => self.store.commit_image(&self.record).map_err(FetchError::from),
+            Some(source) => {
+                Err(FetchError::LazyPull { image: self.record.canonical.clone(), source: Box::new(source) })
+            }
+        };
+        if outcome.is_err()
+            && let Some(journal) = &self.journal
+        {
+            journal.discard(&self.store);
+        }
+        outcome.map(|()| self.record)
+    }
 }
 
 /// The platform of this machine in OCI terms (`linux/amd64`, `linux/arm64/v8`, …).
@@ -244,14 +305,11 @@ fn fetch_from(
     observer: Arc<dyn IngestObserver>,
 ) -> Result<Fetched, FetchError> {
     let journal = Arc::new(Journal { inner: observer, written: Mutex::new(Vec::new()) });
-    let result = run_handler(store, sandbox, handler, source, point, options, journal.clone());
-    if result.is_err() {
-        let written = std::mem::take(&mut *journal.written.lock().unwrap_or_else(|p| p.into_inner()));
-        match store.discard_unreferenced(&written) {
-            Ok(n) if n > 0 => tracing::info!("removed {n} blobs the failed fetch had written"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("could not remove the blobs of the failed fetch: {e}"),
-        }
+    let mut result = run_handler(store, sandbox, handler, source, point, options, journal.clone());
+    match &mut result {
+        Err(_) => journal.discard(store),
+        Ok(Fetched { pending: Some(pending), .. }) => pending.journal = Some(journal),
+        Ok(_) => {}
     }
     result
 }
@@ -276,6 +334,7 @@ fn run_handler(
                 ingest: IngestStats::default(),
                 handler_cache: handler.cache,
                 elapsed: started.elapsed(),
+                pending: None,
             });
         }
         if policy == PullPolicy::Never {
@@ -295,7 +354,7 @@ fn run_handler(
         },
     };
     let journal_observer = observer.clone();
-    let ctx = RunContext { store: store.clone(), observer, http, partial: options.partial };
+    let ctx = RunContext { store: store.clone(), observer, http, partial: options.partial, lazy: options.lazy };
     let outcome = sandbox.resolve(handler, &grant, ctx, &point.to_string(), &resolve_options)?;
     let wit_record = outcome.result.map_err(|error| FetchError::Handler { point: point.to_string(), error })?;
     let identity = HandlerIdentity { scheme: handler.name.clone(), digest: handler.digest.clone() };
@@ -303,10 +362,38 @@ fn run_handler(
     for layer in &mut record.layers {
         layer.assembled = outcome.assembled.get(&layer.blob.digest).cloned();
     }
+    let mut lazy = outcome.lazy;
+    let all_lazy = !record.layers.is_empty()
+        && record.format != ImageFormat::Appc
+        && record.layers.iter().all(|l| lazy.contains_key(&l.blob.digest));
+    if !all_lazy {
+        // Only some layers could be read in parts: wait for them, as a partial pull.
+        for layer in &mut record.layers {
+            if let Some(pull) = lazy.remove(&layer.blob.digest) {
+                let pulled = pull.wait().map_err(|source| FetchError::LazyPull {
+                    image: record.canonical.clone(),
+                    source: Box::new(source),
+                })?;
+                layer.assembled = Some(pulled.assembled);
+            }
+        }
+    }
     decide(
         options,
         DecisionPoint::AfterResolve(policy::facts::resolved(point, &record, Vec::new(), &source.describe())),
     )?;
+    if all_lazy {
+        let pulls = record.layers.iter().map(|l| lazy[&l.blob.digest].clone()).collect();
+        let pending = Pending { record: record.clone(), pulls, store: store.clone(), journal: None };
+        return Ok(Fetched {
+            record,
+            from_store: false,
+            ingest: outcome.ingest,
+            handler_cache: handler.cache,
+            elapsed: started.elapsed(),
+            pending: Some(pending),
+        });
+    }
     if record.format == ImageFormat::Appc {
         appc::verify_signature(store, &record, options)?;
         appc::fetch_dependencies(store, sandbox, &record, options, &journal_observer)?;
@@ -318,6 +405,7 @@ fn run_handler(
         ingest: outcome.ingest,
         handler_cache: handler.cache,
         elapsed: started.elapsed(),
+        pending: None,
     })
 }
 
@@ -332,6 +420,18 @@ fn decide(options: &FetchOptions, point: DecisionPoint) -> Result<(), FetchError
 struct Journal {
     inner: Arc<dyn IngestObserver>,
     written: Mutex<Vec<Digest>>,
+}
+
+impl Journal {
+    /// Remove the blobs the fetch wrote that no image references.
+    fn discard(&self, store: &Store) {
+        let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|p| p.into_inner()));
+        match store.discard_unreferenced(&written) {
+            Ok(n) if n > 0 => tracing::info!("removed {n} blobs the failed fetch had written"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not remove the blobs of the failed fetch: {e}"),
+        }
+    }
 }
 
 impl IngestObserver for Journal {

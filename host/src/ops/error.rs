@@ -58,6 +58,8 @@ pub enum Error {
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
+    Lazy(#[from] crate::lazy::LazyError),
+    #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Export(#[from] ExportError),
@@ -107,6 +109,7 @@ impl HasKind for Error {
             Error::DropIn(e) => e.kind(),
             Error::Render(e) => e.kind(),
             Error::Run(e) => e.kind(),
+            Error::Lazy(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
             Error::Export(e) => e.kind(),
             Error::Policy(e) => e.kind(),

@@ -89,6 +89,8 @@ pub struct FetchRequest {
     pub pull_policy: Option<PullPolicy>,
     /// Pull eStargz layers partially (see [`FetchOptions::partial`]).
     pub partial: bool,
+    /// Pull chunked layers lazily (see [`FetchOptions::lazy`]); only `run` asks this.
+    pub lazy: bool,
     pub registry: RegistryOptions,
 }
 
@@ -139,6 +141,7 @@ pub(super) fn fetch_options(ctx: &Context, kind: &PointKind, request: &FetchRequ
     }
     options.pull_policy = request.pull_policy;
     options.partial = request.partial;
+    options.lazy = request.lazy;
     if matches!(kind, PointKind::Docker | PointKind::Oci | PointKind::Appc | PointKind::AciArchive) {
         options.http = Some(request.registry.client()?);
     }

@@ -117,7 +117,7 @@ pub fn run_image(ctx: &Context, request: &RunRequest, observer: Arc<dyn IngestOb
     // Before fetch and render start threads: see SignalMask.
     let signals = run::SignalMask::block();
     let name = new_name()?;
-    let prepared = match &request.target {
+    let mut prepared = match &request.target {
         Target::Image(image) => Some(prepare_rootfs(ctx, request, image, &name, observer)?),
         Target::Rootfs(_) => None,
     };
@@ -136,7 +136,19 @@ pub fn run_image(ctx: &Context, request: &RunRequest, observer: Arc<dyn IngestOb
         return Ok(Ran { outcome: Outcome::Interrupted { signal }, subject, kept_changes });
     }
     let launched = run::launch(&spec);
+    let pending = prepared.as_mut().and_then(|p| p.pending.take());
     drop(prepared);
+    if let Some(pending) = pending {
+        // The image is stored only now, complete; a layer that did not arrive fails the
+        // run even when the container never read it.
+        if let Err(e) = pending.finish() {
+            match &launched {
+                Ok(status) => tracing::error!("the container exited ({}), but its image was not stored", status.code()),
+                Err(_) => tracing::error!("the container did not run, and its image was not stored"),
+            }
+            return Err(e.into());
+        }
+    }
     let outcome = match launched {
         Ok(status) => Outcome::Exited(status),
         Err(e @ RunError::Exec { .. }) => Outcome::NotExecuted(e),
@@ -155,6 +167,10 @@ struct ContainerRootfs {
     /// `<root>/containers/<name>`.
     dir: PathBuf,
     mounted: Option<MountedRootfs>,
+    /// A lazy run's layer mounts (below the overlay), bottom layer first.
+    layer_mounts: Vec<crate::lazy::LayerMount>,
+    /// A lazy run's image, stored once its layers are complete.
+    pending: Option<crate::fetch::Pending>,
     keep: bool,
     /// Held while it runs: `gc` tells a live container from a killed run's leftovers.
     _claim: super::containers::Claim,
@@ -168,6 +184,8 @@ impl Drop for ContainerRootfs {
         {
             tracing::warn!("{e}; unmounting lazily");
         }
+        // Below the overlay, so after it.
+        self.layer_mounts.clear();
         if self.keep {
             for sub in ["rootfs", "work", "empty"] {
                 let _ = std::fs::remove_dir_all(self.dir.join(sub));
@@ -202,6 +220,9 @@ fn prepare_rootfs(
             };
             let fetched = fetch_point(ctx, &store, &point, &request.fetch, observer)
                 .doing(|| format!("{image:?} is not a stored image, so berth tried to fetch it"))?;
+            if let Some(pending) = fetched.pending {
+                return mount_lazy_rootfs(ctx, &store, pending, name, request.keep);
+            }
             store
                 .resolve_ref(&fetched.record.canonical)?
                 .ok_or_else(|| crate::store::StoreError::ImageNotFound(fetched.record.canonical.clone()))?
@@ -233,6 +254,8 @@ fn mount_container_rootfs(
         canonical: stored.record.canonical.clone(),
         dir,
         mounted: None,
+        layer_mounts: Vec::new(),
+        pending: None,
         keep,
         _claim: claim,
         _store: store.clone(),
@@ -253,6 +276,50 @@ fn mount_container_rootfs(
     }
     render::flatten(store, stored, &prepared.rootfs)
         .doing(|| format!("rendering {} into {}", stored.record.canonical, prepared.rootfs.display()))?;
+    Ok(prepared)
+}
+
+/// A lazy run's rootfs: each layer's FUSE mount (serving it while it arrives) under
+/// `<dir>/lazy/<i>`, and an overlay of them with a fresh upper directory.
+fn mount_lazy_rootfs(
+    ctx: &Context,
+    store: &Arc<Store>,
+    pending: crate::fetch::Pending,
+    name: &str,
+    keep: bool,
+) -> Result<ContainerRootfs, Error> {
+    let record = pending.record();
+    let dir = ctx.root().join("containers").join(name);
+    std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+    let info = super::containers::ContainerInfo {
+        name: name.to_string(),
+        image: record.canonical.clone(),
+        digest: record.manifest.digest.to_string(),
+        pid: std::process::id(),
+    };
+    let claim = super::containers::claim(&dir, &info)?;
+    let mut prepared = ContainerRootfs {
+        rootfs: dir.join("rootfs"),
+        config: record.runtime.clone(),
+        canonical: record.canonical.clone(),
+        dir: dir.clone(),
+        mounted: None,
+        layer_mounts: Vec::new(),
+        pending: None,
+        keep,
+        _claim: claim,
+        _store: store.clone(),
+    };
+    for (i, pull) in pending.pulls().iter().enumerate() {
+        let at = dir.join("lazy").join(i.to_string());
+        std::fs::create_dir_all(&at).map_err(io("creating", &at))?;
+        prepared.layer_mounts.push(crate::lazy::mount(pull.clone(), &at)?);
+    }
+    let lowers: Vec<PathBuf> = prepared.layer_mounts.iter().map(|m| m.path().to_path_buf()).collect();
+    let mounted = render::mount_overlay(&lowers, &dir, Default::default())
+        .doing(|| format!("mounting the lazily pulled layers of {}", record.canonical))?;
+    prepared.mounted = Some(mounted);
+    prepared.pending = Some(pending);
     Ok(prepared)
 }
 

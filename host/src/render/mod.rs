@@ -49,7 +49,9 @@ pub use erofs::{check_image as check_erofs_image, write_tar_image as write_erofs
 pub use error::RenderError;
 pub use inventory::{Difference, Inventory, has_inventory, remove_stale_inventories, save_inventory, verify_tree};
 pub use layer::{ACI_MEDIA_TYPE, Compression, EndPadded, HashingReader, sniffed_decoder};
-pub use mount::{MountedRootfs, containers_root, detach_mounts_under, mount_rootfs, remove_crashed_containers};
+pub use mount::{
+    MountedRootfs, containers_root, detach_mounts_under, mount_overlay, mount_rootfs, remove_crashed_containers,
+};
 pub use snapshot::{
     DamagedImage, LayerImagesCheck, SNAPSHOTTER_ENV, SnapshotUse, Snapshotter, chain_ids, check_layer_images,
     choose_snapshotter, ensure_snapshots, layer_image_path, layer_mount_dir, remove_unused_snapshots, snapshot_dir,

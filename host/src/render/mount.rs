@@ -107,18 +107,32 @@ pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<Mo
         }
         r => r?,
     };
+    let lowers: Vec<PathBuf> = snapshots.iter().map(|s| s.dir.clone()).collect();
+    let mounted = mount_overlay(&lowers, dir, report)?;
+    if let Some(whitelist) = super::path_whitelist(image)? {
+        // Through the mount: what is removed becomes a whiteout in this rootfs's upper
+        // directory, and the shared snapshots stay whole.
+        super::apply_whitelist(&mounted.rootfs, &whitelist)?;
+    }
+    Ok(mounted)
+}
+
+/// Mount an overlay of `lowers` (bottom layer first) and a fresh upper directory at
+/// `dir/rootfs` (`dir/upper`, `dir/work` beside it); the root takes the top layer's
+/// owner, mode and xattrs.
+pub fn mount_overlay(lowers: &[PathBuf], dir: &Path, report: RenderReport) -> Result<MountedRootfs, RenderError> {
     let upper = dir.join("upper");
     let work = dir.join("work");
     let rootfs = dir.join("rootfs");
     for d in [&upper, &work, &rootfs] {
         std::fs::create_dir_all(d).map_err(io("creating", d))?;
     }
-    if let Some(top) = snapshots.last() {
+    if let Some(top) = lowers.last() {
         // overlayfs shows the upper directory's own owner and mode at the root: the
         // image's (its top snapshot holds the merged view's root).
-        inherit_root(&top.dir, &upper)?;
+        inherit_root(top, &upper)?;
     }
-    let mut lowers: Vec<PathBuf> = snapshots.iter().rev().map(|s| s.dir.clone()).collect();
+    let mut lowers: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
     if lowers.is_empty() {
         // overlayfs needs a lower directory; an image without layers has an empty one.
         let empty = dir.join("empty");
@@ -130,13 +144,7 @@ pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<Mo
     let data = CString::new(options).map_err(|e| io("mounting at", &rootfs)(std::io::Error::other(e)))?;
     rustix::mount::mount("overlay", &rootfs, "overlay", MountFlags::empty(), data.as_c_str())
         .map_err(|e| RenderError::Mount { path: rootfs.clone(), source: e.into() })?;
-    let mounted = MountedRootfs { rootfs, upper, mounted: true, report };
-    if let Some(whitelist) = super::path_whitelist(image)? {
-        // Through the mount: what is removed becomes a whiteout in this rootfs's upper
-        // directory, and the shared snapshots stay whole.
-        super::apply_whitelist(&mounted.rootfs, &whitelist)?;
-    }
-    Ok(mounted)
+    Ok(MountedRootfs { rootfs, upper, mounted: true, report })
 }
 
 /// Give `upper` the owner, mode and xattrs of the root of `snapshot`.

@@ -70,6 +70,9 @@ pub struct RunContext {
     pub http: Option<Arc<HttpClient>>,
     /// Whether eStargz layers may be pulled partially (only their missing files).
     pub partial: bool,
+    /// Whether chunked layers may be pulled lazily: the TOC now, the rest in the
+    /// background (`berth run --lazy`); the fetch returns before they are complete.
+    pub lazy: bool,
 }
 
 /// The result of one `resolve` call.
@@ -78,6 +81,8 @@ pub struct RunOutcome {
     pub ingest: IngestStats,
     /// Layers pulled partially, by blob digest: what the store holds for them instead.
     pub assembled: std::collections::HashMap<Digest, crate::store::Assembled>,
+    /// Layers being pulled lazily, by blob digest (see [`RunContext::lazy`]).
+    pub lazy: std::collections::HashMap<Digest, crate::chunked::LazyPull>,
 }
 
 /// Raised by the epoch callback when the guest's time budget is spent.
@@ -183,6 +188,7 @@ impl Sandbox {
         };
         state.store.http = ctx.http;
         state.store.partial = ctx.partial;
+        state.store.lazy = ctx.lazy;
         state.store.network = grant.network.clone();
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -216,8 +222,9 @@ impl Sandbox {
         tracing::debug!(handler = %handler.name, elapsed = ?started.elapsed(), "resolve returned");
         let ingest = store.data().store.stats();
         let assembled = std::mem::take(&mut *store.data().store.assembled.lock().unwrap_or_else(|p| p.into_inner()));
+        let lazy = std::mem::take(&mut *store.data().store.lazy_pulls.lock().unwrap_or_else(|p| p.into_inner()));
         match result {
-            Ok(result) => Ok(RunOutcome { result, ingest, assembled }),
+            Ok(result) => Ok(RunOutcome { result, ingest, assembled, lazy }),
             Err(e) => Err(classify_trap(e, store.data(), &handler.name, grant.limits.time_budget, &stderr)),
         }
     }

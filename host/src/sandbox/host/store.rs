@@ -59,6 +59,10 @@ pub struct StoreCtx {
     pub(crate) partial: bool,
     /// The layers pulled partially in this run, by blob digest, for the image record.
     pub(crate) assembled: Arc<Mutex<std::collections::HashMap<Digest, Assembled>>>,
+    /// Whether chunked layers may be pulled lazily (`berth run --lazy`).
+    pub(crate) lazy: bool,
+    /// The layers being pulled lazily, by blob digest.
+    pub(crate) lazy_pulls: Arc<Mutex<std::collections::HashMap<Digest, chunked::LazyPull>>>,
     counters: Arc<Counters>,
 }
 
@@ -84,6 +88,8 @@ impl StoreCtx {
             host_time,
             partial: false,
             assembled: Arc::default(),
+            lazy: false,
+            lazy_pulls: Arc::default(),
             counters: Arc::default(),
         }
     }
@@ -114,12 +120,31 @@ impl StoreCtx {
                 return self.ingest_one(&req.layer);
             }
         };
-        if self.partial
+        if (self.partial || self.lazy)
             && !self.store.blobs().has(&layer)
             && let Source::Http(source) = &req.layer.source
             && let Some(url) = source.urls.first()
         {
             let client = check_network(&self.handler, &self.network, self.http.as_ref(), url)?;
+            if self.lazy {
+                let remote = chunked::OwnedRemote {
+                    client: client.clone(),
+                    url: url.clone(),
+                    headers: source.headers.clone(),
+                    digest: layer.clone(),
+                    size: req.layer.size,
+                    media_type: req.layer.media_type.clone(),
+                };
+                match chunked::LazyPull::start(self.store.clone(), remote, &format, self.observer.clone()) {
+                    Ok(Some(pull)) => {
+                        self.counters.layers_partial.fetch_add(1, Ordering::Relaxed);
+                        self.lazy_pulls.lock().unwrap_or_else(|p| p.into_inner()).insert(layer, pull);
+                        return Ok(());
+                    }
+                    Ok(None) => return self.ingest_whole_chunked(req, &layer, &format),
+                    Err(e) => return Err(chunked_error(e)),
+                }
+            }
             let remote = RemoteBlob { client, url, headers: &source.headers, digest: &layer, size: req.layer.size };
             self.observer.started(&layer, req.layer.size, &req.layer.media_type);
             match chunked::pull(&self.store, &remote, &format) {
@@ -144,8 +169,19 @@ impl StoreCtx {
                 Err(e) => return Err(chunked_error(e)),
             }
         }
+        self.ingest_whole_chunked(req, &layer, &format)
+    }
+
+    /// A chunked layer stored whole, its files indexed from its TOC for later partial
+    /// pulls.
+    fn ingest_whole_chunked(
+        &self,
+        req: &ChunkedRequest,
+        layer: &Digest,
+        format: &chunked::Format,
+    ) -> Result<(), WitError> {
         self.ingest_one(&req.layer)?;
-        if let Err(e) = chunked::index_stored_layer(&self.store, &layer, &format) {
+        if let Err(e) = chunked::index_stored_layer(&self.store, layer, format) {
             // The layer is a valid layer either way; only later partial pulls lose.
             tracing::warn!(layer = %layer, "not indexing the files of the {} layer: {e}", format.name());
         }
