@@ -415,20 +415,8 @@ fn a_chunk_with_wrong_bytes_is_refused_and_nothing_is_committed() {
     // A fake registry that answers one chunk's range with a valid gzip member of other
     // bytes: only the chunk digest can tell.
     let (reg, blob) = c.serve_faulty("app", |blob| {
-        // The chunk of data/f5 (tens of KiB of noise): find its offset in the TOC.
-        let toc = toc_of(blob);
-        let entry = toc["entries"].as_array().unwrap().iter().find(|e| e["name"] == "data/f5").unwrap();
-        let offset = entry["offset"].as_u64().unwrap() as usize;
-        let size = entry["chunkSize"].as_u64().filter(|s| *s > 0).or(entry["size"].as_u64()).unwrap() as usize;
-        let mut forged = blob.to_vec();
-        let mut member = Vec::new();
-        {
-            use std::io::Write as _;
-            let mut gz = flate2::write::GzEncoder::new(&mut member, flate2::Compression::default());
-            gz.write_all(&vec![0u8; size]).unwrap();
-            gz.finish().unwrap();
-        }
-        forged[offset..offset + member.len()].copy_from_slice(&member);
+        // The chunk of data/f5 (tens of KiB of noise).
+        let forged = forge_member(blob, "data/f5");
         move |seen: &Seen| if seen.range.is_some() { Action::Replace(forged.clone()) } else { Action::Serve }
     });
     assert!(!blob.is_empty());
@@ -492,6 +480,165 @@ fn a_range_cut_off_midway_fails_clearly_and_stores_nothing() {
     assert_eq!(root.image_count(), 0);
     assert!(root.blob_names().is_empty(), "the failed fetch left blobs: {:?}", root.blob_names());
     root.assert_fsck_clean();
+}
+
+/// `bytes=START-END` of a range request, END exclusive.
+fn range_of(seen: &Seen) -> Option<(u64, u64)> {
+    let (start, end) = seen.range.as_deref()?.strip_prefix("bytes=")?.split_once('-')?;
+    Some((start.parse().ok()?, end.parse::<u64>().ok()? + 1))
+}
+
+/// The blob offset of `name`'s first chunk, from the TOC.
+fn offset_of(blob: &[u8], name: &str) -> u64 {
+    let toc = toc_of(blob);
+    let entry = toc["entries"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap();
+    entry["offset"].as_u64().unwrap()
+}
+
+/// An image of `count` data files and busybox, as eStargz `repo:chunked`.
+fn push_with_busybox(c: &Converted, repo: &str, count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
+    let mut image = files(count, seed);
+    image.push(("bin/busybox".into(), std::fs::read("/bin/busybox").expect("busybox-static is installed")));
+    c.push_estargz(repo, &image);
+    image
+}
+
+#[test]
+fn run_lazy_starts_before_the_layer_has_arrived_and_stores_it_afterwards() {
+    if tools_missing("run_lazy_starts_before_the_layer_has_arrived_and_stores_it_afterwards") {
+        return;
+    }
+    use std::io::BufRead as _;
+    let c = Converted::start();
+    let image = push_with_busybox(&c, "app", 40, 31);
+    // Every range request that covers data/f9 (the background stream's) is held until the
+    // test lets it go; the container never reads data/f9.
+    let resume = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held = resume.clone();
+    let (reg, _) = c.serve_faulty("app", move |blob| {
+        let f9 = offset_of(blob, "data/f9");
+        move |seen: &Seen| match range_of(seen) {
+            Some((start, end)) if start <= f9 && f9 < end => Action::Pause { after: 0, resume: held.clone() },
+            _ => Action::Serve,
+        }
+    });
+    let point = format!("oci://{}/app:v1", reg.addr);
+    let root = Root::new();
+    let mut child = root
+        .cmd(&["run", "--lazy", &point, "--", "/bin/busybox", "sha256sum", "/data/f7", "/etc/link"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    for _ in 0..2 {
+        stdout.read_line(&mut printed).unwrap();
+    }
+    let want = format!(
+        "{}  /data/f7\n{}  /etc/link\n",
+        crate::support::sha256_hex(&image[7].1),
+        crate::support::sha256_hex(&image[0].1)
+    );
+    assert_eq!(printed, want, "the container's output");
+    // The container has run while the stream was held: nothing is stored yet.
+    assert_eq!(root.image_count(), 0, "stored before its layer was complete");
+    resume.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "berth run --lazy failed: {}", String::from_utf8_lossy(&out.stderr));
+    let layer = c.layer("app")["digest"].as_str().unwrap().to_string();
+    assert!(!reg.seen(&layer).iter().any(|s| s.method == "GET" && s.range.is_none()), "the layer was downloaded whole");
+
+    // Stored as a partial pull stores it: complete, and the tree a full pull renders.
+    let stored = root.json(&["image", "inspect", &point]);
+    assert!(stored.to_string().contains("assembled"), "{stored}");
+    root.assert_fsck_clean();
+    let full = Root::new();
+    full.ok(&["fetch", &c.point("app")]);
+    let scratch = tempfile::tempdir().unwrap();
+    let from_lazy = rendered(&root, &point, &scratch.path().join("lazy"));
+    let from_full = rendered(&full, &c.point("app"), &scratch.path().join("full"));
+    assert_same("lazy run", &from_lazy, "full pull", &from_full);
+    // The next run is served by the store alone.
+    drop(reg);
+    root.ok(&["run", "--pull-policy", "never", &point, "--", "/bin/busybox", "true"]);
+}
+
+#[test]
+fn a_lazy_run_sees_the_tree_a_full_pull_renders() {
+    if tools_missing("a_lazy_run_sees_the_tree_a_full_pull_renders") {
+        return;
+    }
+    let c = Converted::start();
+    push_with_busybox(&c, "app", 20, 41);
+    let point = c.point("app");
+    // Inside the container, through the FUSE layers and the overlay: every path with its
+    // type, mode, owner, size and link target, and every file's digest.
+    let script = "/bin/busybox find / -xdev -exec /bin/busybox stat -c '%n %F %a %u:%g %N' {} + && \
+        /bin/busybox find / -xdev -type f -exec /bin/busybox sha256sum {} +";
+    let lazy = Root::new();
+    // One host name for both: /etc/hosts and /etc/hostname hold it.
+    let seen_lazily = lazy.ok(&["run", "--lazy", "--hostname", "h", &point, "--", "/bin/busybox", "sh", "-c", script]);
+    let full = Root::new();
+    full.ok(&["fetch", &point]);
+    let seen_fully = full.ok(&["run", "--hostname", "h", &point, "--", "/bin/busybox", "sh", "-c", script]);
+    assert_eq!(seen_lazily, seen_fully);
+    assert!(seen_lazily.contains("/etc/fifo fifo 640"), "{seen_lazily}");
+    assert!(seen_lazily.contains("'/etc/link' -> '../data/f0'"), "{seen_lazily}");
+    lazy.assert_fsck_clean();
+}
+
+#[test]
+fn a_lazy_read_of_forged_bytes_is_an_io_error_and_nothing_is_stored() {
+    if tools_missing("a_lazy_read_of_forged_bytes_is_an_io_error_and_nothing_is_stored") {
+        return;
+    }
+    let c = Converted::start();
+    push_with_busybox(&c, "app", 10, 51);
+    // data/f5's member replaced by a valid gzip member of other bytes, in every range.
+    let (reg, _) = c.serve_faulty("app", |blob| {
+        let forged = forge_member(blob, "data/f5");
+        move |seen: &Seen| if seen.range.is_some() { Action::Replace(forged.clone()) } else { Action::Serve }
+    });
+    let root = Root::new();
+    let point = format!("oci://{}/app:v1", reg.addr);
+    let (code, out, err) = root.run(&[
+        "run",
+        "--lazy",
+        &point,
+        "--",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "/bin/busybox cat /data/f5; echo cat=$?; /bin/busybox cat /data/f4 | /bin/busybox wc -c",
+    ]);
+    assert!(out.starts_with("cat=1\n"), "the forged file must not be read: {out}");
+    assert!(err.contains("Input/output error") || err.contains("I/O error"), "{err}");
+    assert_eq!(out.trim_start_matches("cat=1\n").trim(), files(10, 51)[4].1.len().to_string(), "other files read");
+    assert_eq!(code, 6, "the layer did not arrive intact: corrupt content: {err}");
+    assert!(err.contains("data/f5") && err.contains("hashes to") && err.contains("not stored"), "{err}");
+    assert_eq!(root.image_count(), 0);
+    assert!(root.blob_names().is_empty(), "the failed run left blobs: {:?}", root.blob_names());
+    root.assert_fsck_clean();
+}
+
+/// `blob` with `name`'s first member replaced by a valid gzip member of as many zero bytes.
+fn forge_member(blob: &[u8], name: &str) -> Vec<u8> {
+    let toc = toc_of(blob);
+    let entry = toc["entries"].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap();
+    let offset = entry["offset"].as_u64().unwrap() as usize;
+    let size = entry["chunkSize"].as_u64().filter(|s| *s > 0).or(entry["size"].as_u64()).unwrap() as usize;
+    let mut forged = blob.to_vec();
+    let mut member = Vec::new();
+    {
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(&mut member, flate2::Compression::default());
+        gz.write_all(&vec![0u8; size]).unwrap();
+        gz.finish().unwrap();
+    }
+    forged[offset..offset + member.len()].copy_from_slice(&member);
+    forged
 }
 
 /// The TOC JSON of an eStargz blob (read as any tool would: the last tar entry).
