@@ -4,7 +4,7 @@
 # converted by stargz-snapshotter's ctr-remote, served by a local CNCF docker-registry
 # behind a proxy limited to MBIT megabit/s (bench/throttle.py). Cold store each run.
 # Rows: berth fetch (whole layers), berth fetch --partial, `berth run` to the first exec,
-# podman pull; then the second image with the first one stored: bytes downloaded and
+# `berth run --lazy` to the first exec (and until the image is stored), podman pull; then the second image with the first one stored: bytes downloaded and
 # time. Medians of RUNS runs. Run from the repository root, as root (containerd).
 set -euo pipefail
 RUNS=${RUNS:-3}
@@ -106,6 +106,8 @@ mkdir -p '$store'; mv '$work/cache-kept' '$store/cache' 2>/dev/null || true; syn
 full=$($measure "$reset_berth" "$berth" --root "$store" fetch -q "oci://$proxied/kit:esgz")
 partial=$($measure "$reset_berth" "$berth" --root "$store" fetch -q --partial "oci://$proxied/kit:esgz")
 run=$($measure "$reset_berth" "$berth" --root "$store" run "oci://$proxied/kit:esgz" true)
+lazy=$(python3 "$PWD/bench/first_exec.py" "$RUNS" "$reset_berth" \
+    "$berth" --root "$store" run --lazy "oci://$proxied/kit:esgz" /bin/busybox echo started)
 pull='{}'; pull2='{}'
 if [ -n "${podman+x}" ]; then
     pull=$($measure "${podman[*]} rmi -a -f; sync" "${podman[@]}" pull -q --tls-verify=false "$proxied/kit:esgz")
@@ -118,8 +120,8 @@ second=$($measure "$with_first" "$berth" --root "$store" fetch -q --partial "oci
 eval "$with_first" >/dev/null
 second_json=$("$berth" --root "$store" --json fetch --partial "oci://$proxied/kit2:esgz" 2>/dev/null)
 kit2_size=$(layer_size kit2:esgz)
-# Lazy start's critical path (not built): the TOC and the entrypoint's chunks, and what a
-# run of a stored image costs on top.
+# Lazy start's critical path: the TOC and the entrypoint's chunks, and what a run of a
+# stored image costs on top (a floor for `run --lazy`).
 critical=$(python3 "$PWD/bench/critical_path.py" "$proxied" kit esgz bin/busybox)
 eval "$reset_berth"; "$berth" --root "$store" run "oci://$addr/kit:esgz" true >/dev/null # fetched and rendered
 warm_run=$($measure true "$berth" --root "$store" run "oci://$addr/kit:esgz" true)
@@ -128,21 +130,23 @@ zstd_json=$("$berth" --root "$store" --json fetch --partial "oci://$proxied/kit2
 kit2_zstd_size=$(layer_size kit2:zstd)
 
 python3 - "$files" "$kit_size" "$kit2_size" "$MBIT" "$full" "$partial" "$run" "$pull" "$pull2" "$second" "$second_json" \
-    "$zstd_json" "$kit2_zstd_size" "$critical" "$warm_run" <<'PY'
+    "$zstd_json" "$kit2_zstd_size" "$critical" "$warm_run" "$lazy" <<'PY'
 import json, sys
 files, size, size2, mbit = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 full, partial, run, pull, pull2, second = (json.loads(a) for a in sys.argv[5:11])
 second_json, zstd_json, zstd_size = json.loads(sys.argv[11]), json.loads(sys.argv[12]), int(sys.argv[13])
-critical, warm_run = json.loads(sys.argv[14]), json.loads(sys.argv[15])
+critical, warm_run, lazy = json.loads(sys.argv[14]), json.loads(sys.argv[15]), json.loads(sys.argv[16])
 mib = lambda n: n / 2**20
 print(f"kit image: {files} files, {mib(size):.0f} MiB eStargz layer, through a {mbit} Mbit/s proxy (median of runs)")
 for name, r in [("berth fetch (whole layer)", full), ("berth fetch --partial (cold)", partial),
                 ("berth run (fetch, render, first exec)", run), ("podman pull", pull)]:
     print(f"  {name:40} " + (f"{r['wall_s']:7.2f} s" if r else "(podman not installed)"))
+print(f"  {'berth run --lazy: first exec':40} {lazy['first_exec_s']:7.2f} s; image stored after {lazy['total_s']:.2f} s")
 if pull:
-    print(f"  berth run / podman pull: {run['wall_s'] / pull['wall_s']:.2f}x")
+    print(f"  berth run / podman pull: {run['wall_s'] / pull['wall_s']:.2f}x; "
+          f"berth run --lazy's first exec / podman pull: {lazy['first_exec_s'] / pull['wall_s']:.3f}x")
 fetched = second_json["partialBytesFetched"]
-print(f"  lazy start's critical path (not built): footer + TOC ({mib(critical['toc_bytes']):.2f} MiB) + the "
+print(f"  lazy start's critical path: footer + TOC ({mib(critical['toc_bytes']):.2f} MiB) + the "
       f"entrypoint's {critical['chunks']} chunks = {mib(critical['bytes']):.2f} MiB in {critical['seconds']:.2f} s; "
       f"berth run of the stored image {warm_run['wall_s']:.2f} s")
 print(f"second image sharing 90% of its files ({mib(size2):.0f} MiB layer), the first stored:")
