@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::Read as _;
 use std::os::unix::fs::FileExt as _;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::ChunkedError;
 use super::format::Format;
@@ -59,7 +60,6 @@ struct Shared {
     changed: Condvar,
 }
 
-#[derive(Default)]
 struct State {
     /// Contents checked and in their place in the spool.
     present: HashSet<Digest>,
@@ -68,6 +68,54 @@ struct State {
     /// How the background pull ended, until [`LazyPull::wait`] takes it.
     outcome: Option<Result<PartialPull, ChunkedError>>,
     ended: bool,
+    /// When a reader last started or finished fetching its own file.
+    last_demand: Instant,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            present: HashSet::new(),
+            busy: HashSet::new(),
+            outcome: None,
+            ended: false,
+            // The stream starts quiet: a container starting now reads first.
+            last_demand: Instant::now(),
+        }
+    }
+}
+
+/// How long the background stream waits after a reader's own fetch (or the start)
+/// before it sends another request: the link is the reader's first (stargz-snapshotter
+/// calls this its silence period).
+const QUIET: Duration = Duration::from_millis(300);
+/// A lazy stream's largest request: what one holds of the link once sent, ahead of a
+/// reader's fetch.
+const LAZY_RUN_BYTES: u64 = 1 << 20;
+
+impl partial::Watch for LazyPull {
+    fn before_run(&self) {
+        let mut state = self.lock();
+        loop {
+            let quiet_since = state.last_demand.elapsed();
+            if state.busy.is_empty() && quiet_since >= QUIET {
+                return;
+            }
+            let wait = QUIET.saturating_sub(quiet_since).max(Duration::from_millis(10));
+            state = self.shared.changed.wait_timeout(state, wait).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    fn done(&self, digests: &[&Digest]) {
+        let mut state = self.lock();
+        state.present.extend(digests.iter().map(|d| (*d).clone()));
+        drop(state);
+        self.shared.changed.notify_all();
+    }
+
+    fn max_run_bytes(&self) -> u64 {
+        LAZY_RUN_BYTES
+    }
 }
 
 impl LazyPull {
@@ -79,6 +127,7 @@ impl LazyPull {
         format: &Format,
         observer: Arc<dyn IngestObserver>,
     ) -> Result<Option<LazyPull>, ChunkedError> {
+        let started = Instant::now();
         let ready = match partial::prepare(&store, &remote.blob(), format, Slots::All)? {
             Prepared::Ready(ready) => ready,
             Prepared::NotPossible(why) => {
@@ -86,6 +135,7 @@ impl LazyPull {
                 return Ok(None);
             }
         };
+        tracing::debug!(layer = %remote.digest, elapsed = ?started.elapsed(), files = ready.slots.len(), "lazy pull: TOC read");
         let spool = ready.spool.as_file().try_clone().map_err(|source| ready.assemble_err(source))?;
         let shared =
             Arc::new(Shared { store, remote, ready, state: Mutex::new(State::default()), changed: Condvar::new() });
@@ -104,13 +154,7 @@ impl LazyPull {
         let s = &self.shared;
         let layer = &s.remote.digest;
         observer.started(layer, s.remote.size, &s.remote.media_type);
-        let done = |digests: &[&Digest]| {
-            let mut state = self.lock();
-            state.present.extend(digests.iter().map(|d| (*d).clone()));
-            drop(state);
-            s.changed.notify_all();
-        };
-        let outcome = partial::finish(&s.store, &s.remote.blob(), &s.ready, s.ready.plan.clone(), spool, &done);
+        let outcome = partial::finish(&s.store, &s.remote.blob(), &s.ready, s.ready.plan.clone(), spool, self);
         if let Ok(pulled) = &outcome {
             observer.advanced(layer, s.remote.size);
             // The fetch's journal learns the stored blobs, so a failed fetch removes them.
@@ -160,10 +204,12 @@ impl LazyPull {
             state = self.shared.changed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
         state.busy.insert(digest.clone());
+        state.last_demand = Instant::now();
         drop(state);
         let filled = self.fill(entry, digest);
         let mut state = self.lock();
         state.busy.remove(digest);
+        state.last_demand = Instant::now();
         if filled.is_ok() {
             state.present.insert(digest.clone());
         }

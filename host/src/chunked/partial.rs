@@ -58,8 +58,26 @@ pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<A
     };
     let spool = prepared.spool.as_file().try_clone().map_err(|source| prepared.assemble_err(source))?;
     let plan = prepared.plan.clone();
-    finish(store, remote, &prepared, plan, spool, &|_| {}).map(Attempt::Done)
+    finish(store, remote, &prepared, plan, spool, &Unwatched).map(Attempt::Done)
 }
+
+/// What watches a pull's stream of range requests: a lazy pull marks contents present as
+/// they are checked, and holds the stream back while a reader waits for its own file.
+pub(super) trait Watch: Sync {
+    /// Called before each run of members is requested; may wait.
+    fn before_run(&self) {}
+    /// A run's contents are checked and in their places in the spool.
+    fn done(&self, _digests: &[&Digest]) {}
+    /// The most bytes one request asks for (it holds that much of the link once sent).
+    fn max_run_bytes(&self) -> u64 {
+        MAX_RUN_BYTES
+    }
+}
+
+/// A partial pull: nobody reads the layer before it is stored.
+struct Unwatched;
+
+impl Watch for Unwatched {}
 
 /// Which files get a place in the spool.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -139,6 +157,7 @@ pub(super) fn prepare(
         };
     fetched += compressed_toc.len() as u64;
     let (json, parsed) = read_toc(layer, format, &compressed_toc, chunks_end)?;
+    tracing::debug!(%layer, entries = parsed.entries.len(), "table of contents fetched and parsed");
     if let Some(why) = parsed.unsupported {
         return Ok(Prepared::NotPossible(why));
     }
@@ -173,7 +192,7 @@ pub(super) fn prepare(
 }
 
 /// Fetch what `plan` finds no stored source for (into `spool`, a handle on the prepared
-/// spool; `done` hears of each run of contents checked there), assemble the layer's tar
+/// spool; `watch` sees each run of contents), assemble the layer's tar
 /// and store it with the TOC.
 pub(super) fn finish(
     store: &Store,
@@ -181,7 +200,7 @@ pub(super) fn finish(
     ready: &Ready,
     mut plan: Plan,
     mut spool: File,
-    done: &(dyn Fn(&[&Digest]) + Sync),
+    watch: &dyn Watch,
 ) -> Result<PartialPull, ChunkedError> {
     let layer = remote.digest;
     let parsed = &ready.toc;
@@ -189,7 +208,7 @@ pub(super) fn finish(
     let codec = ready.codec;
     let tmp = store.root().join("tmp");
     let mut fetched = ready.fetched;
-    fetched += fetch_missing(remote, codec, parsed, &mut plan, &ready.slots, &spool, done)?;
+    fetched += fetch_missing(remote, codec, parsed, &mut plan, &ready.slots, &spool, watch)?;
 
     let toc_entry = ready.toc_in_tar.then_some(json.as_slice());
     // Written straight into the store's `tmp/`, hashed as written, named when complete.
@@ -341,9 +360,10 @@ impl Plan {
     /// Find every file the store holds: small ones by the index alone, larger ones
     /// hashed to be sure.
     fn find_local(&mut self, store: &Store, toc: &Toc) -> Result<(), ChunkedError> {
+        let indexed = store.indexed_contents()?;
         for e in &toc.entries {
             let Some(digest) = &e.digest else { continue };
-            if self.sources.contains_key(digest) {
+            if self.sources.contains_key(digest) || !indexed.contains(&digest.to_string()) {
                 continue;
             }
             for (blob, source) in store.file_sources(digest)? {
@@ -420,7 +440,7 @@ impl Write for HashingSink {
 /// scattered files.
 const PARALLEL_RANGES: usize = 8;
 /// A run of adjacent members is split (between files) above this many bytes, so a cold
-/// pull of a whole layer is fetched in parallel too.
+/// pull of a whole layer is fetched in parallel too (a lazy pull's runs are smaller).
 const MAX_RUN_BYTES: u64 = 8 << 20;
 
 /// A file to fetch: its entry and where its content goes in the spool.
@@ -439,8 +459,9 @@ struct Run<'t> {
 
 /// Fetch the chunks of every file the plan has no source for, in runs of adjacent
 /// members (one `Range` request each, [`PARALLEL_RANGES`] at once), checking each chunk
-/// and each file; the contents go to their `slots` in `spool`, and `done` hears of each
-/// run once its contents are checked there. Returns the bytes received.
+/// and each file; the contents go to their `slots` in `spool`, and `watch` sees each run
+/// before it is requested and once its contents are checked there. Returns the bytes
+/// received.
 fn fetch_missing(
     remote: &RemoteBlob<'_>,
     codec: Codec,
@@ -448,7 +469,7 @@ fn fetch_missing(
     plan: &mut Plan,
     slots: &HashMap<Digest, u64>,
     spool: &File,
-    done: &(dyn Fn(&[&Digest]) + Sync),
+    watch: &dyn Watch,
 ) -> Result<u64, ChunkedError> {
     // The files to fetch, first occurrence of each content only.
     let mut wanted: Vec<Wanted<'_>> = Vec::new();
@@ -465,7 +486,7 @@ fn fetch_missing(
     for w in &wanted {
         let (first, last) = (&w.entry.chunks[0], w.entry.chunks.last().expect("files with content have chunks"));
         match runs.last_mut() {
-            Some(run) if run.end == first.start && run.end - run.start < MAX_RUN_BYTES => {
+            Some(run) if run.end == first.start && run.end - run.start < watch.max_run_bytes() => {
                 run.end = last.end;
                 run.files.push(w);
             }
@@ -484,12 +505,13 @@ fn fetch_missing(
                     if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
                         break;
                     }
+                    watch.before_run();
                     match fetch_run_retrying(remote, codec, run, spool) {
                         Ok(n) => {
                             fetched.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                             let digests: Vec<&Digest> =
                                 run.files.iter().filter_map(|w| w.entry.digest.as_ref()).collect();
-                            done(&digests);
+                            watch.done(&digests);
                         }
                         Err(e) => {
                             failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);

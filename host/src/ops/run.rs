@@ -177,6 +177,40 @@ struct ContainerRootfs {
     _store: Arc<Store>,
 }
 
+impl ContainerRootfs {
+    /// `<root>/containers/<name>`, made and claimed for a run of `record`; nothing
+    /// mounted yet.
+    fn claim(
+        ctx: &Context,
+        store: &Arc<Store>,
+        record: &crate::store::ImageRecord,
+        name: &str,
+        keep: bool,
+    ) -> Result<ContainerRootfs, Error> {
+        let dir = ctx.root().join("containers").join(name);
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let info = super::containers::ContainerInfo {
+            name: name.to_string(),
+            image: record.canonical.clone(),
+            digest: record.manifest.digest.to_string(),
+            pid: std::process::id(),
+        };
+        let claim = super::containers::claim(&dir, &info)?;
+        Ok(ContainerRootfs {
+            rootfs: dir.join("rootfs"),
+            config: record.runtime.clone(),
+            canonical: record.canonical.clone(),
+            dir,
+            mounted: None,
+            layer_mounts: Vec::new(),
+            pending: None,
+            keep,
+            _claim: claim,
+            _store: store.clone(),
+        })
+    }
+}
+
 impl Drop for ContainerRootfs {
     fn drop(&mut self) {
         if let Some(mounted) = self.mounted.take()
@@ -239,27 +273,7 @@ fn mount_container_rootfs(
     keep: bool,
     no_overlay: bool,
 ) -> Result<ContainerRootfs, Error> {
-    let dir = ctx.root().join("containers").join(name);
-    std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-    let info = super::containers::ContainerInfo {
-        name: name.to_string(),
-        image: stored.record.canonical.clone(),
-        digest: stored.record.manifest.digest.to_string(),
-        pid: std::process::id(),
-    };
-    let claim = super::containers::claim(&dir, &info)?;
-    let mut prepared = ContainerRootfs {
-        rootfs: dir.join("rootfs"),
-        config: stored.record.runtime.clone(),
-        canonical: stored.record.canonical.clone(),
-        dir,
-        mounted: None,
-        layer_mounts: Vec::new(),
-        pending: None,
-        keep,
-        _claim: claim,
-        _store: store.clone(),
-    };
+    let mut prepared = ContainerRootfs::claim(ctx, store, &stored.record, name, keep)?;
     let overlay = !no_overlay && rustix::process::geteuid().is_root();
     if overlay {
         match render::mount_rootfs(store, stored, &prepared.dir) {
@@ -289,27 +303,8 @@ fn mount_lazy_rootfs(
     keep: bool,
 ) -> Result<ContainerRootfs, Error> {
     let record = pending.record();
-    let dir = ctx.root().join("containers").join(name);
-    std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-    let info = super::containers::ContainerInfo {
-        name: name.to_string(),
-        image: record.canonical.clone(),
-        digest: record.manifest.digest.to_string(),
-        pid: std::process::id(),
-    };
-    let claim = super::containers::claim(&dir, &info)?;
-    let mut prepared = ContainerRootfs {
-        rootfs: dir.join("rootfs"),
-        config: record.runtime.clone(),
-        canonical: record.canonical.clone(),
-        dir: dir.clone(),
-        mounted: None,
-        layer_mounts: Vec::new(),
-        pending: None,
-        keep,
-        _claim: claim,
-        _store: store.clone(),
-    };
+    let mut prepared = ContainerRootfs::claim(ctx, store, record, name, keep)?;
+    let dir = prepared.dir.clone();
     for (i, pull) in pending.pulls().iter().enumerate() {
         let at = dir.join("lazy").join(i.to_string());
         std::fs::create_dir_all(&at).map_err(io("creating", &at))?;

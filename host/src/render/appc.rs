@@ -8,11 +8,13 @@
 //! reversed, with overlay semantics giving the same precedence: a directory merges, a
 //! file or a non-directory replacing a directory hides everything below it.
 //!
-//! The *path whitelist* of the rendered image (`pathWhitelist`), when not empty, is
-//! the complete list of non-directory paths that may exist in the rendered tree:
-//! everything else is removed after the layers are applied (directories stay).
-//! Deviation, written in docs/decisions.md: a dependency's own whitelist is not applied.
+//! *Path whitelists* (`pathWhitelist`), as acirenderer applies them: a non-directory
+//! path of the rendered tree stays only if the image that provides it (the first in
+//! appc order whose archive holds it) lists it in its own whitelist, if it has one, and
+//! in the whitelist of its topmost ancestor that has one. They are applied after the
+//! layers (directories stay; docs/decisions.md).
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +36,14 @@ pub fn image_layers(store: &Store, image: &StoredImage) -> Result<Vec<Layer>, Re
     if image.record.format != ImageFormat::Appc || image.record.dependencies.is_empty() {
         return Ok(image.record.layers.iter().map(Layer::as_rendered).collect());
     }
+    let order = appc_order(store, image)?;
+    Ok(order.into_iter().rev().flat_map(|(img, _)| img.record.layers).collect())
+}
+
+/// The image and its dependencies, each with its depth, in acirenderer's order: highest
+/// precedence first, each image followed by its dependencies' subtrees, the last-named
+/// first.
+fn appc_order(store: &Store, image: &StoredImage) -> Result<Vec<(StoredImage, usize)>, RenderError> {
     // (image, depth) in acirenderer order: highest precedence first.
     let mut order: Vec<(StoredImage, usize)> = vec![(image.clone(), 0)];
     let mut i = 0;
@@ -58,7 +68,7 @@ pub fn image_layers(store: &Store, image: &StoredImage) -> Result<Vec<Layer>, Re
         }
         i += 1;
     }
-    Ok(order.into_iter().rev().flat_map(|(img, _)| img.record.layers).collect())
+    Ok(order)
 }
 
 fn dependency_error(image: &StoredImage, dep: &Dependency, reason: &str) -> RenderError {
@@ -98,8 +108,82 @@ pub fn find_dependency(store: &Store, image: &StoredImage, dep: &Dependency) -> 
     found.ok_or_else(|| dependency_error(image, dep, &format!("not in the store (fetch {point})")))
 }
 
-/// The image's path whitelist, if it has a non-empty one.
-pub fn path_whitelist(image: &StoredImage) -> Result<Option<Vec<String>>, RenderError> {
+/// Apply the path whitelists of `image` and its dependencies to the tree rendered at
+/// `root` (flattened, or through the overlay mount: removals become whiteouts in the
+/// container's upper directory). Returns how many entries were removed.
+pub fn apply_whitelists(store: &Store, image: &StoredImage, root: &Path) -> Result<u64, RenderError> {
+    if image.record.format != ImageFormat::Appc {
+        return Ok(0);
+    }
+    let order = if image.record.dependencies.is_empty() { vec![(image.clone(), 0)] } else { appc_order(store, image)? };
+    // Each image's filters: its own list, and its topmost ancestor's that has one.
+    let mut filters: Vec<(Option<PathSet>, Option<PathSet>)> = Vec::new();
+    for (i, (img, depth)) in order.iter().enumerate() {
+        let own = path_whitelist(img)?.map(|l| as_set(&l));
+        let mut upper = None;
+        let mut level = *depth;
+        for (ancestor, d) in order[..i].iter().rev() {
+            if *d < level {
+                if let Some(list) = path_whitelist(ancestor)? {
+                    upper = Some(as_set(&list));
+                }
+                level = *d;
+            }
+        }
+        filters.push((own, upper));
+    }
+    if filters.iter().all(|(own, upper)| own.is_none() && upper.is_none()) {
+        return Ok(0);
+    }
+    // Which image provides each path: the first in appc order whose archive holds it.
+    let mut provider: HashMap<PathBuf, usize> = HashMap::new();
+    for (i, (img, _)) in order.iter().enumerate() {
+        for layer in &img.record.layers {
+            for path in archive_paths(store, layer)? {
+                provider.entry(path).or_insert(i);
+            }
+        }
+    }
+    let allowed = |rel: &Path| match provider.get(rel) {
+        // Not from any archive (berth made it): not the whitelists' to remove.
+        None => true,
+        Some(&i) => {
+            filters[i].0.as_ref().is_none_or(|s| s.contains(rel))
+                && filters[i].1.as_ref().is_none_or(|s| s.contains(rel))
+        }
+    };
+    remove_unless(root, &allowed)
+}
+
+/// Tree paths relative to the root.
+type PathSet = HashSet<PathBuf>;
+
+fn as_set(list: &[String]) -> PathSet {
+    list.iter().map(|p| Path::new(p.trim_start_matches('/')).components().collect()).collect()
+}
+
+/// The tree paths of an ACI's non-directory entries (`rootfs/...`, relative).
+fn archive_paths(store: &Store, layer: &Layer) -> Result<Vec<PathBuf>, RenderError> {
+    let digest = &layer.blob.digest;
+    let tar_err = |source| RenderError::Tar { layer: digest.clone(), source };
+    let mut archive = tar::Archive::new(super::layer::open(store, layer)?);
+    let mut paths = Vec::new();
+    for entry in archive.entries().map_err(tar_err)? {
+        let entry = entry.map_err(tar_err)?;
+        if entry.header().entry_type().is_dir() {
+            continue;
+        }
+        let name = entry.path_bytes();
+        // Names outside `rootfs/`, or unusable ones (the render refused those already).
+        if let Some(Ok(rel)) = super::apply::TarDialect::Aci.clean_tree_path(&name) {
+            paths.push(rel.0);
+        }
+    }
+    Ok(paths)
+}
+
+/// The image's own path whitelist, if it has a non-empty one.
+fn path_whitelist(image: &StoredImage) -> Result<Option<Vec<String>>, RenderError> {
     let Some(raw) = image.record.annotations.get(PATH_WHITELIST_ANNOTATION) else { return Ok(None) };
     let list: Vec<String> = serde_json::from_str(raw).map_err(|e| RenderError::Dependency {
         image: image.record.canonical.clone(),
@@ -109,12 +193,9 @@ pub fn path_whitelist(image: &StoredImage) -> Result<Option<Vec<String>>, Render
     Ok(if list.is_empty() { None } else { Some(list) })
 }
 
-/// Remove from the tree at `root` every non-directory whose path is not in
-/// `whitelist`. Symlinks are removed as links, never followed. Returns how many
-/// entries were removed. On an overlay mount the removals become whiteouts.
-pub fn apply_whitelist(root: &Path, whitelist: &[String]) -> Result<u64, RenderError> {
-    let allowed: std::collections::HashSet<PathBuf> =
-        whitelist.iter().map(|p| Path::new(p.trim_start_matches('/')).components().collect()).collect();
+/// Remove every non-directory under `root` whose relative path `keep` refuses. Symlinks
+/// are removed as links, never followed; on an overlay mount removals become whiteouts.
+fn remove_unless(root: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<u64, RenderError> {
     let mut removed = 0;
     let mut todo: Vec<PathBuf> = vec![PathBuf::new()];
     while let Some(rel) = todo.pop() {
@@ -129,7 +210,7 @@ pub fn apply_whitelist(root: &Path, whitelist: &[String]) -> Result<u64, RenderE
             let rel_path = rel.join(&name);
             if meta.is_dir() {
                 todo.push(rel_path);
-            } else if !allowed.contains(&rel_path) {
+            } else if !keep(&rel_path) {
                 std::fs::remove_file(&path).map_err(io("removing", &path))?;
                 removed += 1;
             }
@@ -152,7 +233,8 @@ mod tests {
         std::fs::write(r.join("bin/other"), b"x").unwrap();
         std::fs::write(r.join("etc/passwd"), b"x").unwrap();
         std::os::unix::fs::symlink("/bin/app", r.join("etc/link")).unwrap();
-        let removed = apply_whitelist(r, &["/bin/app".into(), "/etc/link".into()]).unwrap();
+        let allowed = as_set(&["/bin/app".into(), "/etc/link".into()]);
+        let removed = remove_unless(r, &|rel: &Path| allowed.contains(rel)).unwrap();
         assert_eq!(removed, 2);
         assert!(r.join("bin/app").exists() && r.join("etc/empty").is_dir());
         assert!(!r.join("bin/other").exists() && !r.join("etc/passwd").exists());

@@ -43,7 +43,7 @@ mod sparse;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub use appc::{PATH_WHITELIST_ANNOTATION, apply_whitelist, find_dependency, image_layers, path_whitelist};
+pub use appc::{PATH_WHITELIST_ANNOTATION, apply_whitelists, find_dependency, image_layers};
 pub use apply::{Applier, ApplyStats, OVERLAY_OPAQUE_XATTR, TarDialect, Whiteouts};
 pub use erofs::{check_image as check_erofs_image, write_tar_image as write_erofs_image};
 pub use error::RenderError;
@@ -132,9 +132,7 @@ pub fn flatten(store: &Store, image: &StoredImage, dir: &Path) -> Result<RenderR
             stats: Some(stats),
         });
     }
-    if let Some(whitelist) = path_whitelist(image)? {
-        apply_whitelist(tmp.path(), &whitelist)?;
-    }
+    apply_whitelists(store, image, tmp.path())?;
     let tmp = tmp.keep();
     if let Err(e) = std::fs::rename(&tmp, dir) {
         let _ = std::fs::remove_dir_all(&tmp);

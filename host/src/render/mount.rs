@@ -109,11 +109,9 @@ pub fn mount_rootfs(store: &Store, image: &StoredImage, dir: &Path) -> Result<Mo
     };
     let lowers: Vec<PathBuf> = snapshots.iter().map(|s| s.dir.clone()).collect();
     let mounted = mount_overlay(&lowers, dir, report)?;
-    if let Some(whitelist) = super::path_whitelist(image)? {
-        // Through the mount: what is removed becomes a whiteout in this rootfs's upper
-        // directory, and the shared snapshots stay whole.
-        super::apply_whitelist(&mounted.rootfs, &whitelist)?;
-    }
+    // Through the mount: what is removed becomes a whiteout in this rootfs's upper
+    // directory, and the shared snapshots stay whole.
+    super::apply_whitelists(store, image, &mounted.rootfs)?;
     Ok(mounted)
 }
 

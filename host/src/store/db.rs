@@ -296,6 +296,13 @@ impl Db {
         Ok(out)
     }
 
+    /// Every content digest the file index names, as text.
+    pub fn indexed_contents(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT content_digest FROM file_contents").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
     /// Blobs the file index names.
     pub fn indexed_blobs(&self) -> Result<Vec<Digest>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT DISTINCT blob FROM file_contents").map_err(self.err())?;

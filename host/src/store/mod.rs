@@ -115,6 +115,12 @@ impl Store {
         self.db().index_files(blob, files)
     }
 
+    /// Every content digest the file index names (as text): one query, so a TOC of
+    /// thousands of files asks only for the contents the store may hold.
+    pub fn indexed_contents(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.db().indexed_contents()
+    }
+
     /// Where the store may hold content `digest`: blobs that are present, with where in
     /// them. A hint: the caller hashes what it reads.
     pub fn file_sources(&self, digest: &Digest) -> Result<Vec<(Digest, FileSource)>, StoreError> {

@@ -174,10 +174,33 @@ fn build_world() -> World {
         false,
         &[("/srv/app.txt", "the app\n")],
     );
-    for aci in [&base, &app] {
+    // mid: on top of base, with a whitelist of its own that drops base's `ls` and
+    // base-release; top: on top of mid, with no whitelist (so mid's applies below it).
+    let dependency = |name: &str, aci: &Path| serde_json::json!([{ "imageName": name, "imageID": image_id(aci), "labels": labels("1.0") }]);
+    let mid = build_aci(
+        w,
+        "berth.invalid/mid",
+        serde_json::json!({
+            "dependencies": dependency("berth.invalid/base", &base),
+            "pathWhitelist": ["/bin/busybox", "/bin/sh", "/bin/cat", "/etc/mid"]
+        }),
+        false,
+        &[("/etc/mid", "mid\n"), ("/etc/mid-extra", "not in mid's whitelist\n")],
+    );
+    let top = build_aci(
+        w,
+        "berth.invalid/top",
+        serde_json::json!({
+            "app": { "exec": ["/bin/sh", "-c", "/bin/cat /etc/mid"], "user": "0", "group": "0" },
+            "dependencies": dependency("berth.invalid/mid", &mid)
+        }),
+        false,
+        &[("/srv/top", "top\n")],
+    );
+    for aci in [&base, &app, &mid, &top] {
         sign(&home, trusted, aci);
     }
-    for name in ["berth.invalid/base", "berth.invalid/app"] {
+    for name in ["berth.invalid/base", "berth.invalid/app", "berth.invalid/mid", "berth.invalid/top"] {
         discovery(w, name);
     }
     // The host's own metadata: where `berth trust --prefix berth.invalid` finds keys.
@@ -328,6 +351,37 @@ fn trust(root: &Root, prefix: &str, key: &Path) {
 }
 
 const APP: &str = "cimd:appc:v=0:berth.invalid/app?version=1.0";
+
+#[test]
+fn each_dependency_s_own_whitelist_applies_to_what_it_provides_as_rkt_did() {
+    let root = Root::new();
+    let server = Server::start();
+    trust(&root, HOST, &world().trusted_key);
+    let top = "cimd:appc:v=0:berth.invalid/top?version=1.0";
+    server.ok(&root, &["fetch", "--insecure-options", "http", top]);
+    assert_eq!(root.image_count(), 3, "top, mid and base");
+    let t = tempfile::tempdir().unwrap();
+    let flat = t.path().join("flat");
+    root.ok(&["image", "render", top, &flat.display().to_string()]);
+    // top has no whitelist: its own file stays.
+    assert_eq!(std::fs::read_to_string(flat.join("srv/top")).unwrap(), "top\n");
+    // mid's whitelist filters mid's own files...
+    assert_eq!(std::fs::read_to_string(flat.join("etc/mid")).unwrap(), "mid\n");
+    assert!(std::fs::symlink_metadata(flat.join("etc/mid-extra")).is_err(), "mid's own file outside its list");
+    // ...and base's, below it.
+    assert!(flat.join("bin/busybox").is_file() && flat.join("bin/cat").exists(), "listed by mid");
+    assert!(std::fs::symlink_metadata(flat.join("bin/ls")).is_err(), "base's file outside mid's list");
+    assert!(std::fs::symlink_metadata(flat.join("etc/base-release")).is_err(), "base's file outside mid's list");
+    // The overlay rootfs and a run see the same.
+    let over = t.path().join("over");
+    root.ok(&["image", "render", "--overlay", top, &over.display().to_string()]);
+    let cmp = tree::Compare { dir_mtimes: false };
+    tree::assert_same("flattened", &tree::manifest(&flat, cmp), "overlay", &tree::manifest(&over.join("rootfs"), cmp));
+    let _ = rustix::mount::unmount(over.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
+    let (code, out, err) = server.berth(&root, &["run", top, "--", "/bin/sh", "-c", "/bin/cat /etc/mid; /bin/ls /"]);
+    assert_eq!(out, "mid\n", "{err}");
+    assert_eq!(code, 127, "ls is not there: {err}");
+}
 
 #[test]
 fn a_discovered_signed_aci_and_its_dependency_fetch_render_and_run() {
