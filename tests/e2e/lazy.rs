@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::fault_registry::{Action, FaultRegistry, Seen};
 use crate::registry::Registry;
@@ -495,6 +497,60 @@ fn offset_of(blob: &[u8], name: &str) -> u64 {
     entry["offset"].as_u64().unwrap()
 }
 
+/// Serve `repo:chunked` as `app:v1`, holding every range request that covers `name` (the
+/// background stream's) until the returned flag is set.
+fn serve_holding(c: &Converted, repo: &str, name: &'static str) -> (FaultRegistry, Arc<AtomicBool>) {
+    let resume = Arc::new(AtomicBool::new(false));
+    let held = resume.clone();
+    let (reg, _) = c.serve_faulty(repo, move |blob| {
+        let at = offset_of(blob, name);
+        move |seen: &Seen| match range_of(seen) {
+            Some((start, end)) if start <= at && at < end => Action::Pause { after: 0, resume: held.clone() },
+            _ => Action::Serve,
+        }
+    });
+    (reg, resume)
+}
+
+#[test]
+fn a_signal_while_a_lazy_run_waits_for_its_layers_stores_nothing() {
+    if tools_missing("a_signal_while_a_lazy_run_waits_for_its_layers_stores_nothing") {
+        return;
+    }
+    use std::io::BufRead as _;
+    let c = Converted::start();
+    push_with_busybox(&c, "app", 20, 61);
+    let (reg, resume) = serve_holding(&c, "app", "data/f9");
+    let root = Root::new();
+    let mut child = root
+        .cmd(&["run", "--lazy", &format!("oci://{}/app:v1", reg.addr), "--", "/bin/busybox", "echo", "started"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "started\n");
+    // Once the container is gone (its directory removed), berth only waits for the held
+    // stream: a SIGINT now is berth's.
+    let containers = root.path().join("containers");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(&containers).map(|d| d.count() > 0).unwrap_or(false) {
+        assert!(std::time::Instant::now() < deadline, "the container directory stayed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill with a pid of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    resume.store(true, Ordering::SeqCst);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("the image was not stored"), "{err}");
+    assert_eq!(root.image_count(), 0);
+    root.assert_fsck_clean();
+}
+
 /// An image of `count` data files and busybox, as eStargz `repo:chunked`.
 fn push_with_busybox(c: &Converted, repo: &str, count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
     let mut image = files(count, seed);
@@ -511,17 +567,8 @@ fn run_lazy_starts_before_the_layer_has_arrived_and_stores_it_afterwards() {
     use std::io::BufRead as _;
     let c = Converted::start();
     let image = push_with_busybox(&c, "app", 40, 31);
-    // Every range request that covers data/f9 (the background stream's) is held until the
-    // test lets it go; the container never reads data/f9.
-    let resume = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let held = resume.clone();
-    let (reg, _) = c.serve_faulty("app", move |blob| {
-        let f9 = offset_of(blob, "data/f9");
-        move |seen: &Seen| match range_of(seen) {
-            Some((start, end)) if start <= f9 && f9 < end => Action::Pause { after: 0, resume: held.clone() },
-            _ => Action::Serve,
-        }
-    });
+    // The container never reads data/f9.
+    let (reg, resume) = serve_holding(&c, "app", "data/f9");
     let point = format!("oci://{}/app:v1", reg.addr);
     let root = Root::new();
     let mut child = root
@@ -544,7 +591,7 @@ fn run_lazy_starts_before_the_layer_has_arrived_and_stores_it_afterwards() {
     assert_eq!(printed, want, "the container's output");
     // The container has run while the stream was held: nothing is stored yet.
     assert_eq!(root.image_count(), 0, "stored before its layer was complete");
-    resume.store(true, std::sync::atomic::Ordering::SeqCst);
+    resume.store(true, Ordering::SeqCst);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "berth run --lazy failed: {}", String::from_utf8_lossy(&out.stderr));
     let layer = c.layer("app")["digest"].as_str().unwrap().to_string();

@@ -246,16 +246,26 @@ impl LazyPull {
 
     /// Wait for the background pull to end, and take its outcome (once).
     pub fn wait(&self) -> Result<PartialPull, ChunkedError> {
+        self.wait_unless(&|| false).expect("never given up")
+    }
+
+    /// [`LazyPull::wait`], giving up (`None`) as soon as `give_up` says so; it is asked
+    /// every tenth of a second.
+    pub fn wait_unless(&self, give_up: &dyn Fn() -> bool) -> Option<Result<PartialPull, ChunkedError>> {
         let mut state = self.lock();
         while !state.ended {
-            state = self.shared.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            if give_up() {
+                return None;
+            }
+            let tick = Duration::from_millis(100);
+            state = self.shared.changed.wait_timeout(state, tick).unwrap_or_else(|p| p.into_inner()).0;
         }
-        state.outcome.take().unwrap_or_else(|| {
+        Some(state.outcome.take().unwrap_or_else(|| {
             Err(ChunkedError::Assemble {
                 layer: self.layer().clone(),
                 source: std::io::Error::other("the outcome of the lazy pull was already taken"),
             })
-        })
+        }))
     }
 }
 

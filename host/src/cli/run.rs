@@ -208,8 +208,11 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let code = ran.outcome.code().clamp(0, 255) as u8;
     match ran.outcome {
-        Outcome::Interrupted { signal } => {
+        Outcome::Interrupted { signal, after_run: false } => {
             eprintln!("berth: interrupted (signal {signal}) before the container started");
+        }
+        Outcome::Interrupted { signal, after_run: true } => {
+            eprintln!("berth: interrupted (signal {signal}) while the layers were arriving; the image was not stored");
         }
         Outcome::NotExecuted(e) => eprintln!("berth: {:#}", anyhow::Error::from(e)),
         Outcome::Exited(_) => {}

@@ -67,6 +67,8 @@ pub enum FetchError {
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("stopped waiting for the lazily pulled layers of {image}; the image was not stored")]
+    GaveUp { image: String },
     #[error("the lazily pulled layers of {image} did not all arrive; the image was not stored")]
     LazyPull {
         image: String,
@@ -128,6 +130,7 @@ impl HasKind for FetchError {
             FetchError::Sandbox(e) => e.kind(),
             FetchError::Store(e) => e.kind(),
             FetchError::LazyPull { source, .. } => source.kind(),
+            FetchError::GaveUp { .. } => ErrorKind::Unavailable,
         }
     }
 }

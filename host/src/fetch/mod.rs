@@ -145,23 +145,28 @@ impl Pending {
         &self.pulls
     }
 
-    /// Wait for every layer, then store the image; on a failure, remove what the fetch
-    /// wrote.
-    pub fn finish(mut self) -> Result<ImageRecord, FetchError> {
+    /// Wait for every layer, then store the image; on a failure, or when `give_up` says
+    /// so (asked while waiting), remove what the fetch wrote.
+    pub fn finish(mut self, give_up: &dyn Fn() -> bool) -> Result<ImageRecord, FetchError> {
         let mut failure = None;
         for (layer, pull) in self.record.layers.iter_mut().zip(&self.pulls) {
-            match pull.wait() {
-                Ok(pulled) => layer.assembled = Some(pulled.assembled),
-                Err(e) => {
-                    failure.get_or_insert(e);
+            match pull.wait_unless(give_up) {
+                Some(Ok(pulled)) => layer.assembled = Some(pulled.assembled),
+                Some(Err(e)) => {
+                    failure.get_or_insert(FetchError::LazyPull {
+                        image: self.record.canonical.clone(),
+                        source: Box::new(e),
+                    });
+                }
+                None => {
+                    failure = Some(FetchError::GaveUp { image: self.record.canonical.clone() });
+                    break;
                 }
             }
         }
         let outcome = match failure {
             None => self.store.commit_image(&self.record).map_err(FetchError::from),
-            Some(source) => {
-                Err(FetchError::LazyPull { image: self.record.canonical.clone(), source: Box::new(source) })
-            }
+            Some(e) => Err(e),
         };
         if outcome.is_err()
             && let Some(journal) = &self.journal

@@ -81,9 +81,10 @@ pub struct RunRequest {
 pub enum Outcome {
     /// The process ran and exited (or a signal killed it).
     Exited(ExitStatus),
-    /// A termination signal arrived while the image was being fetched or rendered; the
-    /// container never started.
-    Interrupted { signal: i32 },
+    /// A termination signal arrived while the image was being fetched or rendered (the
+    /// container never started), or, `after_run`, while a lazy run waited for its layers
+    /// after the container had exited (the image was not stored).
+    Interrupted { signal: i32, after_run: bool },
     /// The container was set up but its command could not be executed.
     NotExecuted(RunError),
 }
@@ -94,7 +95,7 @@ impl Outcome {
     pub fn code(&self) -> i32 {
         match self {
             Outcome::Exited(status) => status.code(),
-            Outcome::Interrupted { signal } => 128 + signal,
+            Outcome::Interrupted { signal, .. } => 128 + signal,
             Outcome::NotExecuted(e) if e.kind() == ErrorKind::NotFound => 127,
             Outcome::NotExecuted(_) => 126,
         }
@@ -133,15 +134,27 @@ pub fn run_image(ctx: &Context, request: &RunRequest, observer: Arc<dyn IngestOb
     }
     let kept_changes = prepared.as_ref().filter(|p| p.keep).map(|p| p.dir.join("upper"));
     if let Some(signal) = signals.take_termination() {
-        return Ok(Ran { outcome: Outcome::Interrupted { signal }, subject, kept_changes });
+        return Ok(Ran { outcome: Outcome::Interrupted { signal, after_run: false }, subject, kept_changes });
     }
     let launched = run::launch(&spec);
     let pending = prepared.as_mut().and_then(|p| p.pending.take());
     drop(prepared);
     if let Some(pending) = pending {
         // The image is stored only now, complete; a layer that did not arrive fails the
-        // run even when the container never read it.
-        if let Err(e) = pending.finish() {
+        // run even when the container never read it. A termination signal (the container
+        // is gone: it is berth's) stops the wait, and nothing is stored.
+        let interrupted = std::cell::Cell::new(None);
+        let give_up = || {
+            if let Some(signal) = signals.take_termination() {
+                interrupted.set(Some(signal));
+            }
+            interrupted.get().is_some()
+        };
+        if let Err(e) = pending.finish(&give_up) {
+            if let Some(signal) = interrupted.get() {
+                tracing::warn!("{e}");
+                return Ok(Ran { outcome: Outcome::Interrupted { signal, after_run: true }, subject, kept_changes });
+            }
             match &launched {
                 Ok(status) => tracing::error!("the container exited ({}), but its image was not stored", status.code()),
                 Err(_) => tracing::error!("the container did not run, and its image was not stored"),
