@@ -52,12 +52,13 @@ pub enum Attempt {
 /// Fetch what the store lacks of the chunked layer at `remote` (in `format`, from its
 /// annotations), and store it assembled.
 pub fn pull(store: &Store, remote: &RemoteBlob<'_>, format: &Format) -> Result<Attempt, ChunkedError> {
-    let prepared = match prepare(store, remote, format, Slots::Fetched)? {
+    let mut prepared = match prepare(store, remote, format, Slots::Fetched)? {
         Prepared::Ready(p) => p,
         Prepared::NotPossible(why) => return Ok(Attempt::NotPossible(why)),
     };
     let spool = prepared.spool.as_file().try_clone().map_err(|source| prepared.assemble_err(source))?;
-    let plan = prepared.plan.clone();
+    // Nobody else reads the plan of a partial pull (a lazy one keeps it for its readers).
+    let plan = std::mem::take(&mut prepared.plan);
     finish(store, remote, &prepared, plan, spool, &Unwatched).map(Attempt::Done)
 }
 

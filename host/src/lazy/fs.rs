@@ -31,14 +31,14 @@ impl LayerFs {
     }
 
     fn attr(&self, ino: u64, node: &Node) -> FileAttr {
-        let (kind, size, rdev) = match &node.kind {
-            NodeKind::Dir { .. } => (FileType::Directory, 4096, 0),
-            NodeKind::File { size, .. } => (FileType::RegularFile, *size, 0),
-            NodeKind::Symlink(target) => (FileType::Symlink, target.len() as u64, 0),
-            NodeKind::Char { major, minor } => (FileType::CharDevice, 0, encode_dev(*major, *minor)),
-            NodeKind::Block { major, minor } => (FileType::BlockDevice, 0, encode_dev(*major, *minor)),
-            NodeKind::Fifo => (FileType::NamedPipe, 0, 0),
+        let (size, rdev) = match &node.kind {
+            NodeKind::Dir { .. } => (4096, 0),
+            NodeKind::File { size, .. } => (*size, 0),
+            NodeKind::Symlink(target) => (target.len() as u64, 0),
+            NodeKind::Char { major, minor } | NodeKind::Block { major, minor } => (0, encode_dev(*major, *minor)),
+            NodeKind::Fifo => (0, 0),
         };
+        let kind = file_type(node);
         let mtime = if node.mtime >= 0 {
             UNIX_EPOCH + Duration::from_secs(node.mtime as u64)
         } else {
@@ -79,6 +79,17 @@ impl LayerFs {
             tracing::error!(layer = %self.pull.layer(), name = %entry.name, "lazy read failed: {e}");
             Errno::EIO
         })
+    }
+}
+
+fn file_type(node: &Node) -> FileType {
+    match node.kind {
+        NodeKind::Dir { .. } => FileType::Directory,
+        NodeKind::File { .. } => FileType::RegularFile,
+        NodeKind::Symlink(_) => FileType::Symlink,
+        NodeKind::Char { .. } => FileType::CharDevice,
+        NodeKind::Block { .. } => FileType::BlockDevice,
+        NodeKind::Fifo => FileType::NamedPipe,
     }
 }
 
@@ -179,7 +190,7 @@ impl Filesystem for LayerFs {
         let dots = [(ino.0, b".".as_slice()), (node.parent, b"..".as_slice())];
         let listed = dots.into_iter().chain(children.iter().map(|(name, &child)| (child, name.as_slice())));
         for (i, (child, name)) in listed.enumerate().skip(offset as usize) {
-            let kind = self.tree.get(child).map_or(FileType::Directory, |n| self.attr(child, n).kind);
+            let kind = self.tree.get(child).map_or(FileType::Directory, file_type);
             if reply.add(INodeNo(child), i as u64 + 1, kind, OsStr::from_bytes(name)) {
                 break;
             }

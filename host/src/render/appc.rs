@@ -116,24 +116,35 @@ pub fn apply_whitelists(store: &Store, image: &StoredImage, root: &Path) -> Resu
         return Ok(0);
     }
     let order = if image.record.dependencies.is_empty() { vec![(image.clone(), 0)] } else { appc_order(store, image)? };
-    // Each image's filters: its own list, and its topmost ancestor's that has one.
-    let mut filters: Vec<(Option<PathSet>, Option<PathSet>)> = Vec::new();
-    for (i, (img, depth)) in order.iter().enumerate() {
-        let own = path_whitelist(img)?.map(|l| as_set(&l));
+    let lists: Vec<Option<PathSet>> = order
+        .iter()
+        .map(|(img, _)| Ok(path_whitelist(img)?.map(|l| as_set(&l))))
+        .collect::<Result<_, RenderError>>()?;
+    // Each image's filters, as indexes into `lists`: its own list, and its topmost
+    // ancestor's that has one.
+    let mut filters: Vec<Vec<usize>> = Vec::new();
+    for (i, (_, depth)) in order.iter().enumerate() {
         let mut upper = None;
         let mut level = *depth;
-        for (ancestor, d) in order[..i].iter().rev() {
+        for (j, (_, d)) in order[..i].iter().enumerate().rev() {
             if *d < level {
-                if let Some(list) = path_whitelist(ancestor)? {
-                    upper = Some(as_set(&list));
+                if lists[j].is_some() {
+                    upper = Some(j);
                 }
                 level = *d;
             }
         }
-        filters.push((own, upper));
+        filters.push(lists[i].as_ref().map(|_| i).into_iter().chain(upper).collect());
     }
-    if filters.iter().all(|(own, upper)| own.is_none() && upper.is_none()) {
-        return Ok(0);
+    let passes =
+        |rel: &Path, filter: &[usize]| filter.iter().all(|&j| lists[j].as_ref().is_some_and(|s| s.contains(rel)));
+    if filters.iter().all(|f| *f == filters[0]) {
+        // One filter for every image (no whitelist, or only the top image's): which image
+        // provides a path does not matter, and no archive is read.
+        if filters[0].is_empty() {
+            return Ok(0);
+        }
+        return remove_unless(root, &|rel: &Path| passes(rel, &filters[0]));
     }
     // Which image provides each path: the first in appc order whose archive holds it.
     let mut provider: HashMap<PathBuf, usize> = HashMap::new();
@@ -147,10 +158,7 @@ pub fn apply_whitelists(store: &Store, image: &StoredImage, root: &Path) -> Resu
     let allowed = |rel: &Path| match provider.get(rel) {
         // Not from any archive (berth made it): not the whitelists' to remove.
         None => true,
-        Some(&i) => {
-            filters[i].0.as_ref().is_none_or(|s| s.contains(rel))
-                && filters[i].1.as_ref().is_none_or(|s| s.contains(rel))
-        }
+        Some(&i) => passes(rel, &filters[i]),
     };
     remove_unless(root, &allowed)
 }
