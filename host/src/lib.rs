@@ -86,3 +86,19 @@ impl ErrorKind {
         }
     }
 }
+
+/// An error and its sources as one line (`a: b: c`), as a user reads it in a warning or
+/// a note; a source whose text the line already ends with is not repeated.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}

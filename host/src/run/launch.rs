@@ -428,17 +428,6 @@ pub fn create(
     })
 }
 
-/// An error and its sources, for a warning line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
 fn check_rootfs(rootfs: &Path) -> Result<(), RunError> {
     let meta = std::fs::metadata(rootfs).map_err(|e| RunError::Rootfs { path: rootfs.to_path_buf(), source: e })?;
     if !meta.is_dir() {
@@ -478,7 +467,7 @@ fn spawn(container: &Container, mut mode: Mode<'_>) -> Result<Spawned, RunError>
         Some(request) => match Cgroup::create(request) {
             Ok(cg) => Some(cg),
             Err(e) if request.best_effort => {
-                tracing::warn!("running without cgroup limits: {}", chain(&e));
+                tracing::warn!("running without cgroup limits: {}", crate::error_chain(&e));
                 None
             }
             Err(e) => return Err(e),
@@ -566,7 +555,7 @@ fn spawn(container: &Container, mut mode: Mode<'_>) -> Result<Spawned, RunError>
         Some(cg) => match cg.add(pid) {
             Ok(()) => Some(cg),
             Err(e) if container.cgroup.as_ref().is_some_and(|r| r.best_effort) => {
-                tracing::warn!("running without cgroup limits: {}", chain(&e));
+                tracing::warn!("running without cgroup limits: {}", crate::error_chain(&e));
                 Some(cg)
             }
             Err(e) => return Err(fail(e)),

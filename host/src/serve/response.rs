@@ -46,20 +46,7 @@ pub fn with_digest(builder: hyper::http::response::Builder, digest: &Digest) -> 
     builder.header(DIGEST_HEADER, value(&d)).header(hyper::header::ETAG, value(&format!("\"{d}\"")))
 }
 
-/// An error and its sources, as one line (`berth: a: b: c` style, without the prefix).
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
+pub use crate::error_chain as chain;
 
 /// The spec's error body: `{"errors": [{"code", "message", "detail"}]}`.
 pub fn error(err: &ServeError) -> Response<Body> {

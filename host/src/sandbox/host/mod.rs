@@ -14,20 +14,8 @@ use crate::store::StoreError;
 use crate::transport::TransportError;
 use crate::{ErrorKind, HasKind};
 
-/// The message of an error with its sources, as the user will read it.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 fn transport_error(e: TransportError) -> WitError {
-    let msg = chain(&e);
+    let msg = crate::error_chain(&e);
     if let TransportError::Status { status: 401 | 403, .. } | TransportError::Token { .. } = e {
         return WitError::Unauthorized(msg);
     }
@@ -41,7 +29,7 @@ fn transport_error(e: TransportError) -> WitError {
 }
 
 fn store_error(e: StoreError) -> WitError {
-    let msg = chain(&e);
+    let msg = crate::error_chain(&e);
     match e {
         StoreError::DigestMismatch { subject, expected, actual } => {
             WitError::DigestMismatch(Mismatch { expected: expected.to_string(), actual: actual.to_string(), subject })
@@ -61,7 +49,7 @@ fn store_error(e: StoreError) -> WitError {
 /// A partial pull's failure, as the guest sees it: mismatches keep what was expected.
 fn chunked_error(e: crate::chunked::ChunkedError) -> WitError {
     use crate::chunked::ChunkedError;
-    let msg = chain(&e);
+    let msg = crate::error_chain(&e);
     match e {
         ChunkedError::TocMismatch { expected, actual, .. } => WitError::DigestMismatch(Mismatch {
             expected: expected.to_string(),
