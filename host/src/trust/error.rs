@@ -102,6 +102,14 @@ pub enum TrustError {
         "{fingerprint:?} is not a key fingerprint or key id (40 or 64 hex digits, or the last 16 of a v4 fingerprint)"
     )]
     BadFingerprint { fingerprint: String },
+    #[error("{subject} is not a sigstore public key: {reason}")]
+    SigstoreKeyUnreadable { subject: String, reason: String },
+    #[error("no sigstore key is trusted for {name:?} (trust one with: berth trust --prefix {name} cosign.pub)")]
+    NoTrustedSigstoreKey { name: String },
+    #[error("the signature verifies with none of the sigstore keys trusted for {name:?} ({trusted})")]
+    SigstoreBadSignature { name: String, trusted: String },
+    #[error("the signed payload does not describe this image: {reason}")]
+    ClaimMismatch { reason: String },
     #[error("refusing to fetch the key {url} over plain HTTP; pass --insecure-allow-http to allow it")]
     PlainHttpKey { url: String },
     #[error("{action} {path}")]
@@ -128,6 +136,7 @@ impl HasKind for TrustError {
             | TrustError::HandlerNotTrusted { .. }
             | TrustError::HandlerWrongScheme { .. } => ErrorKind::Denied,
             TrustError::KeyUnreadable { .. }
+            | TrustError::SigstoreKeyUnreadable { .. }
             | TrustError::NoKey { .. }
             | TrustError::SeveralKeys { .. }
             | TrustError::SecretKey { .. }
@@ -144,6 +153,9 @@ impl HasKind for TrustError {
             | TrustError::SignatureFromFuture { .. }
             | TrustError::SignatureBeforeKey { .. }
             | TrustError::WeakHash { .. }
+            | TrustError::NoTrustedSigstoreKey { .. }
+            | TrustError::SigstoreBadSignature { .. }
+            | TrustError::ClaimMismatch { .. }
             | TrustError::PlainHttpKey { .. } => ErrorKind::Denied,
             TrustError::NotTrusted { .. } => ErrorKind::NotFound,
             TrustError::StoredKey { .. }

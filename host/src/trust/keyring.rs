@@ -1,5 +1,7 @@
-//! The appc keyring: OpenPGP public keys trusted to sign images, per name scope (root,
-//! or a name prefix), as rkt kept them (`trust/root.d`, `trust/prefix.d/<prefix>`).
+//! The image keyring: public keys trusted to sign images, per name scope (root, or a
+//! name prefix), as rkt kept them (`trust/root.d`, `trust/prefix.d/<prefix>`): OpenPGP
+//! keys (appc signatures, containers' simple signing) and, beside them, sigstore keys
+//! (cosign signatures, [`super::sigstore`]).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -10,11 +12,23 @@ use serde::Serialize;
 use super::error::io;
 use super::key::Cert;
 use super::scope::{Scope, prefixes_of};
+use super::sigstore::{SigstoreKey, is_sigstore_key};
 use super::{TrustError, time};
+
+/// Which kind of signature a key checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// An OpenPGP key: appc signatures, containers' simple signing.
+    Openpgp,
+    /// An ECDSA P-256 key in PEM: cosign signatures.
+    Sigstore,
+}
 
 /// A key, as shown for review before it is trusted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyInfo {
+    pub kind: KeyKind,
     /// Upper-case hex.
     pub fingerprint: String,
     /// The last 16 hex digits of a v4 fingerprint (the first 16 of a v6 one).
@@ -31,6 +45,7 @@ pub struct KeyInfo {
 /// A key in the keyring, with the scope it is trusted for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageKey {
+    pub kind: KeyKind,
     pub scope: Scope,
     pub fingerprint: String,
     pub key_id: String,
@@ -46,18 +61,34 @@ pub struct Keyring {
     pub(super) dir: PathBuf,
 }
 
-/// Describe an OpenPGP public key (armored or binary) for review, refusing what
-/// [`Keyring::add`] would refuse: secret keys, several keys, keys without a valid
-/// self-signature, and revoked or expired keys.
+/// Describe a public key (OpenPGP, armored or binary; or a sigstore PEM key) for
+/// review, refusing what [`Keyring::add`] would refuse: secret keys, several keys, keys
+/// without a valid self-signature, and revoked or expired keys.
 pub fn inspect(key: &[u8]) -> Result<KeyInfo, TrustError> {
+    if is_sigstore_key(key) {
+        return Ok(sigstore_info(&SigstoreKey::parse(key, "the key")?));
+    }
     let cert = Cert::parse(key, "the key")?;
     let now = time::unix(SystemTime::now());
     cert.check_usable(now)?;
     Ok(info(&cert, now))
 }
 
+fn sigstore_info(key: &SigstoreKey) -> KeyInfo {
+    KeyInfo {
+        kind: KeyKind::Sigstore,
+        fingerprint: key.fingerprint.clone(),
+        key_id: key.fingerprint[..16].to_string(),
+        user_ids: Vec::new(),
+        created: 0,
+        expires: None,
+        signing_subkeys: Vec::new(),
+    }
+}
+
 fn info(cert: &Cert, now: i64) -> KeyInfo {
     KeyInfo {
+        kind: KeyKind::Openpgp,
         fingerprint: cert.fingerprint.clone(),
         key_id: cert.key_id.clone(),
         user_ids: cert.user_ids.clone(),
@@ -72,8 +103,22 @@ fn info(cert: &Cert, now: i64) -> KeyInfo {
     }
 }
 
+fn trusted_sigstore(scope: &Scope, key: &SigstoreKey, path: PathBuf) -> ImageKey {
+    ImageKey {
+        kind: KeyKind::Sigstore,
+        scope: scope.clone(),
+        fingerprint: key.fingerprint.clone(),
+        key_id: key.fingerprint[..16].to_string(),
+        user_ids: Vec::new(),
+        created: 0,
+        expires: None,
+        path,
+    }
+}
+
 fn trusted(scope: &Scope, cert: &Cert, path: PathBuf) -> ImageKey {
     ImageKey {
+        kind: KeyKind::Openpgp,
         scope: scope.clone(),
         fingerprint: cert.fingerprint.clone(),
         key_id: cert.key_id.clone(),
@@ -95,11 +140,17 @@ impl Keyring {
         Keyring { dir: store_root.join("trust") }
     }
 
-    /// Trust `key` (one OpenPGP public key, armored or binary) for `scope`; stored
-    /// armored as `<scope dir>/<FINGERPRINT>`, replacing an earlier copy (so a re-add
-    /// picks up new self-signatures). Secret keys, keys without a valid self-signature,
-    /// and revoked or expired keys are refused.
+    /// Trust `key` (one OpenPGP public key, armored or binary; or one sigstore PEM key)
+    /// for `scope`; an OpenPGP key is stored armored as `<scope dir>/<FINGERPRINT>`,
+    /// replacing an earlier copy (so a re-add picks up new self-signatures), a sigstore
+    /// key as `<FINGERPRINT>.pub`. Secret keys, keys without a valid self-signature, and
+    /// revoked or expired keys are refused.
     pub fn add(&self, scope: &Scope, key: &[u8]) -> Result<ImageKey, TrustError> {
+        if is_sigstore_key(key) {
+            let key = SigstoreKey::parse(key, "the key")?;
+            let path = self.add_sigstore(scope, &key)?;
+            return Ok(trusted_sigstore(scope, &key, path));
+        }
         let cert = Cert::parse(key, "the key")?;
         cert.check_usable(time::unix(SystemTime::now()))?;
         let armored = cert
@@ -124,6 +175,9 @@ impl Keyring {
         for scope in self.scopes()? {
             for (path, cert) in self.load(&scope)? {
                 out.push(trusted(&scope, &cert, path));
+            }
+            for (path, key) in self.load_sigstore(&scope)? {
+                out.push(trusted_sigstore(&scope, &key, path));
             }
         }
         Ok(out)

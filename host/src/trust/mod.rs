@@ -10,6 +10,10 @@
 //!   <root>/trust/root.d/<FINGERPRINT>                     trusted for every name
 //!   <root>/trust/prefix.d/<escaped prefix>/<FINGERPRINT>  trusted for the prefix and below
 //!   ```
+//!
+//!   Beside them, **sigstore keys** (ECDSA P-256 PEM, `<FINGERPRINT>.pub` in the same
+//!   scope directories) check cosign signatures, and the OpenPGP keys also check
+//!   containers' simple signing ([`claim`] is what either kind of image signature signs).
 //! - **handler keys** ([`HandlerKeyring`]): ed25519 keys (wasmsign2's format) trusted to
 //!   sign drop-in handler components for one scheme, in
 //!   `<root>/trust/handlers/<scheme>/<key id>.pub`.
@@ -31,17 +35,20 @@
 //! over data (binary or text), not expired, not dated in the future (beyond
 //! [`CLOCK_SKEW`]) nor before its key, and not use MD5, SHA-1 or RIPEMD-160.
 
+pub mod claim;
 mod error;
 mod handler_keys;
 mod key;
 mod keyring;
 mod scope;
+mod sigstore;
+mod simple_signing;
 mod time;
 pub mod verify;
 
 pub use error::TrustError;
 pub use handler_keys::{COMPONENT_HEADER, HandlerKey, HandlerKeyring, HandlerSigner};
-pub use keyring::{ImageKey, KeyInfo, Keyring, inspect};
+pub use keyring::{ImageKey, KeyInfo, KeyKind, Keyring, inspect};
 pub use scope::{Scope, prefixes_of};
 pub use time::utc;
 pub use verify::{CLOCK_SKEW, ImageSigner};

@@ -409,3 +409,115 @@ fn place(keyring: &Keyring, scope: &Scope, fpr: &str, key: &[u8]) {
 fn err_text<T: std::fmt::Debug>(r: &Result<T, TrustError>) -> String {
     r.as_ref().unwrap_err().to_string()
 }
+
+/// A signed message (`gpg --sign`, compressed, binary) as containers' simple signing
+/// writes one: the payload inside, the signature after it.
+fn signed_message(gpg: &Gpg, fpr: &str, payload: &[u8], extra: &[&str]) -> Vec<u8> {
+    let mut args = vec!["--local-user", fpr];
+    args.extend(extra);
+    args.push("--sign");
+    gpg.run(&args, payload)
+}
+
+#[test]
+fn a_signed_message_yields_its_signer_and_payload() {
+    let Some(gpg) = gpg() else { return };
+    let fpr = gpg.generate("Signer <s@example.com>", "ed25519", "sign", "never", None);
+    let other = gpg.generate("Other <o@example.com>", "ed25519", "sign", "never", None);
+    let (_root, keyring) = keyring();
+    keyring.add(&prefix("registry.lan/team"), &gpg.export(&fpr, true)).unwrap();
+    let payload = br#"{"critical":{"type":"atomic container signature"}}"#;
+
+    for extra in [&[][..], &["--armor"][..], &["--compress-algo", "none"][..]] {
+        let message = signed_message(&gpg, &fpr, payload, extra);
+        let (signer, read) = keyring.verify_signed_message("registry.lan/team/app", &message).unwrap();
+        assert_eq!((signer.fingerprint.as_str(), read.as_slice()), (fpr.as_str(), &payload[..]), "{extra:?}");
+    }
+    // Not trusted for another name, nor by another key.
+    let message = signed_message(&gpg, &fpr, payload, &[]);
+    assert!(matches!(
+        keyring.verify_signed_message("registry.lan/other", &message),
+        Err(TrustError::NoTrustedKey { .. })
+    ));
+    let by_other = signed_message(&gpg, &other, payload, &[]);
+    assert!(matches!(
+        keyring.verify_signed_message("registry.lan/team/app", &by_other),
+        Err(TrustError::UntrustedSigner { .. })
+    ));
+    // A detached signature, garbage, or a message with a byte changed is refused.
+    let detached = gpg.sign(&fpr, payload, &[]);
+    assert!(keyring.verify_signed_message("registry.lan/team/app", &detached).is_err());
+    assert!(keyring.verify_signed_message("registry.lan/team/app", b"not a message").is_err());
+    let mut flipped = signed_message(&gpg, &fpr, payload, &["--compress-algo", "none"]);
+    let at = flipped.windows(8).position(|w| w == b"critical").unwrap();
+    flipped[at] ^= 0x20;
+    assert!(matches!(
+        keyring.verify_signed_message("registry.lan/team/app", &flipped),
+        Err(TrustError::BadSignature { .. })
+    ));
+}
+
+mod sigstore_keys {
+    use base64::Engine as _;
+    use p256::ecdsa::SigningKey;
+    use p256::ecdsa::signature::Signer as _;
+    use p256::pkcs8::EncodePublicKey as _;
+
+    use super::*;
+
+    fn key(seed: u8) -> (SigningKey, Vec<u8>) {
+        let signing = SigningKey::from_bytes(&[seed; 32].into()).unwrap();
+        let der = signing.verifying_key().to_public_key_der().unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+        let pem = format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n");
+        (signing, pem.into_bytes())
+    }
+
+    fn sign(key: &SigningKey, payload: &[u8]) -> String {
+        let sig: p256::ecdsa::Signature = key.sign(payload);
+        base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes())
+    }
+
+    #[test]
+    fn a_cosign_signature_verifies_by_a_trusted_pem_key() {
+        let (signing, pem) = key(7);
+        let (other, other_pem) = key(9);
+        let (_root, keyring) = keyring();
+        let added = keyring.add(&prefix("registry.lan/team"), &pem).unwrap();
+        assert_eq!((added.kind, added.fingerprint.len()), (KeyKind::Sigstore, 64));
+        assert!(added.path.ends_with(format!("trust/prefix.d/registry.lan%2Fteam/{}.pub", added.fingerprint)));
+        assert_eq!(inspect(&pem).unwrap().fingerprint, added.fingerprint);
+        // Listed beside OpenPGP keys, and removed by fingerprint like them.
+        assert_eq!(keyring.list().unwrap(), std::slice::from_ref(&added));
+
+        let payload = b"{\"critical\":{}}";
+        let signer = keyring.verify_sigstore("registry.lan/team/app", payload, &sign(&signing, payload)).unwrap();
+        assert_eq!(signer.fingerprint, added.fingerprint);
+        let err = keyring.verify_sigstore("registry.lan/team/app", b"{}", &sign(&signing, payload)).unwrap_err();
+        assert!(matches!(err, TrustError::SigstoreBadSignature { .. }), "{err}");
+        let err = keyring.verify_sigstore("registry.lan/team/app", payload, &sign(&other, payload)).unwrap_err();
+        assert!(matches!(err, TrustError::SigstoreBadSignature { .. }), "{err}");
+        assert!(keyring.verify_sigstore("registry.lan/team/app", payload, "%%%").is_err());
+        let err = keyring.verify_sigstore("registry.lan/elsewhere", payload, &sign(&signing, payload)).unwrap_err();
+        assert!(matches!(err, TrustError::NoTrustedSigstoreKey { .. }), "{err}");
+
+        // A key file that does not hold the key it is named after is an error.
+        std::fs::write(&added.path, &other_pem).unwrap();
+        assert!(matches!(keyring.list(), Err(TrustError::StoredKeyMismatch { .. })));
+        keyring.remove(&added.fingerprint, None).unwrap_err();
+        std::fs::write(&added.path, &pem).unwrap();
+        assert_eq!(keyring.remove(&added.fingerprint, None).unwrap().len(), 1);
+        assert!(keyring.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn private_and_foreign_pem_keys_are_refused() {
+        let (_root, keyring) = keyring();
+        let private = b"-----BEGIN PUBLIC KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PUBLIC KEY-----\n-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n";
+        assert!(matches!(keyring.add(&Scope::Root, private), Err(TrustError::SigstoreKeyUnreadable { .. })));
+        // An ed25519 SubjectPublicKeyInfo is a PEM public key, but not one berth checks.
+        let ed25519 = b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
+        let err = keyring.add(&Scope::Root, ed25519).unwrap_err();
+        assert!(err.to_string().contains("not a sigstore public key"), "{err}");
+    }
+}

@@ -58,8 +58,20 @@ impl Keyring {
         armored_signature: &[u8],
         now: SystemTime,
     ) -> Result<ImageSigner, TrustError> {
-        let now = time::unix(now);
         let sigs = parse_signatures(armored_signature)?;
+        self.verify_signatures(name, signed, &sigs, now)
+    }
+
+    /// Check parsed signatures over the bytes of `signed` against the keys trusted for
+    /// `name`, as if the time were `now`: the first that verifies names the signer.
+    pub(super) fn verify_signatures(
+        &self,
+        name: &str,
+        signed: &mut dyn Read,
+        sigs: &[Signature],
+        now: SystemTime,
+    ) -> Result<ImageSigner, TrustError> {
+        let now = time::unix(now);
         let keys = self.applicable(name)?;
         if keys.is_empty() {
             return Err(TrustError::NoTrustedKey { name: name.to_string(), prefixes: prefixes_of(name) });
@@ -68,7 +80,7 @@ impl Keyring {
         // Pairs (signature, trusted key) the signature names as its issuer; the same
         // key trusted in several scopes is tried once, under its most specific scope.
         let mut candidates: Vec<(&Signature, &Scope, &Cert, Which)> = Vec::new();
-        for sig in &sigs {
+        for sig in sigs {
             for (scope, cert) in &keys {
                 for (which, component) in cert.components() {
                     let named = key::issued_by(sig, &component.fingerprint, &component.key_id);
@@ -82,7 +94,7 @@ impl Keyring {
             }
         }
         if candidates.is_empty() {
-            return Err(untrusted_signer(name, &sigs, &keys));
+            return Err(untrusted_signer(name, sigs, &keys));
         }
 
         // Refusals that need no data: revoked or expired keys, bad dates, weak hashes.

@@ -1,0 +1,166 @@
+//! sigstore (cosign) keys: ECDSA P-256 public keys in PEM (a SubjectPublicKeyInfo, as
+//! `cosign generate-key-pair` writes `cosign.pub`), trusted per name scope beside the
+//! OpenPGP keys, as `<scope dir>/<FINGERPRINT>.pub`. A key's fingerprint is the SHA-256
+//! of its DER SubjectPublicKeyInfo, in upper-case hex: what `berth trust list` shows and
+//! a policy's `signed-by` rule names.
+//!
+//! A cosign signature is an ASN.1 DER ECDSA-SHA256 signature over the payload bytes,
+//! base64 in the payload layer's `dev.cosignproject.cosign/signature` annotation.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use p256::ecdsa::signature::Verifier as _;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey as _;
+use sha2::{Digest as _, Sha256};
+
+use super::error::io;
+use super::keyring::Keyring;
+use super::scope::{Scope, prefixes_of};
+use super::{ImageSigner, TrustError};
+
+const PEM_BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
+const PEM_END: &str = "-----END PUBLIC KEY-----";
+/// The file name suffix of a stored sigstore key.
+pub(super) const SUFFIX: &str = ".pub";
+
+/// A parsed sigstore public key.
+#[derive(Debug, Clone)]
+pub(crate) struct SigstoreKey {
+    /// SHA-256 of the DER SubjectPublicKeyInfo, upper-case hex.
+    pub fingerprint: String,
+    /// The key as PEM, as it is stored.
+    pub pem: String,
+    key: VerifyingKey,
+}
+
+/// Whether `bytes` look like a PEM public key (and not an OpenPGP key).
+pub fn is_sigstore_key(bytes: &[u8]) -> bool {
+    bytes.trim_ascii_start().starts_with(PEM_BEGIN.as_bytes())
+}
+
+impl SigstoreKey {
+    /// Parse one PEM public key; `subject` names the input in errors.
+    pub fn parse(bytes: &[u8], subject: &str) -> Result<SigstoreKey, TrustError> {
+        let bad = |reason: String| TrustError::SigstoreKeyUnreadable { subject: subject.to_string(), reason };
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("it is not text".into()))?;
+        if text.contains("PRIVATE KEY") {
+            return Err(bad("it is a private key; give the public one (cosign.pub)".into()));
+        }
+        let body = text
+            .trim()
+            .strip_prefix(PEM_BEGIN)
+            .and_then(|t| t.strip_suffix(PEM_END))
+            .ok_or_else(|| bad(format!("expected one {PEM_BEGIN} block")))?;
+        let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).map_err(|e| bad(format!("base64: {e}")))?;
+        let key = VerifyingKey::from_public_key_der(&der)
+            .map_err(|e| bad(format!("not an ECDSA P-256 key ({e}); berth checks cosign's default key type")))?;
+        let fingerprint = hex::encode_upper(Sha256::digest(&der));
+        let pem =
+            format!("{PEM_BEGIN}\n{}\n{PEM_END}\n", wrap(&base64::engine::general_purpose::STANDARD.encode(&der)));
+        Ok(SigstoreKey { fingerprint, pem, key })
+    }
+
+    /// Whether `signature` (base64 of a DER or raw 64-byte ECDSA signature) signs `payload`.
+    pub fn verifies(&self, payload: &[u8], signature: &str) -> bool {
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else { return false };
+        let sig = match Signature::from_der(&raw).or_else(|_| Signature::from_slice(&raw)) {
+            Ok(s) => s,
+            Err(_) => return false,
+        };
+        self.key.verify(payload, &sig).is_ok()
+    }
+}
+
+fn wrap(text: &str) -> String {
+    text.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect::<Vec<_>>().join("\n")
+}
+
+/// A stored sigstore key's file name: its fingerprint (64 upper-case hex) and [`SUFFIX`].
+pub(super) fn fingerprint_of_file(name: &str) -> Option<&str> {
+    let fp = name.strip_suffix(SUFFIX)?;
+    (fp.len() == 64 && fp.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))).then_some(fp)
+}
+
+impl Keyring {
+    /// Store a sigstore key for `scope` as `<scope dir>/<FINGERPRINT>.pub`.
+    pub(super) fn add_sigstore(&self, scope: &Scope, key: &SigstoreKey) -> Result<PathBuf, TrustError> {
+        let dir = scope.dir(&self.dir);
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let path = dir.join(format!("{}{SUFFIX}", key.fingerprint));
+        let mut tmp =
+            tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(io("creating a file in", &dir))?;
+        std::io::Write::write_all(&mut tmp, key.pem.as_bytes()).map_err(io("writing", tmp.path().to_path_buf()))?;
+        tmp.as_file().sync_all().map_err(io("syncing", tmp.path().to_path_buf()))?;
+        tmp.persist(&path).map_err(|e| TrustError::Io { action: "writing", path: path.clone(), source: e.error })?;
+        tracing::info!(fingerprint = %key.fingerprint, %scope, "trusted sigstore signing key");
+        Ok(path)
+    }
+
+    /// The sigstore keys of one scope; a missing directory is an empty scope. A file
+    /// named as a fingerprint must hold that key.
+    pub(super) fn load_sigstore(&self, scope: &Scope) -> Result<Vec<(PathBuf, SigstoreKey)>, TrustError> {
+        let dir = scope.dir(&self.dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("reading", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("reading", &dir))?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str().and_then(fingerprint_of_file) else { continue };
+            let path = entry.path();
+            let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+            let key = SigstoreKey::parse(&bytes, &path.display().to_string())
+                .map_err(|e| TrustError::StoredKey { path: path.clone(), source: Box::new(e) })?;
+            if key.fingerprint != name {
+                return Err(TrustError::StoredKeyMismatch { path, holds: key.fingerprint });
+            }
+            out.push((path, key));
+        }
+        out.sort_by(|a, b| a.1.fingerprint.cmp(&b.1.fingerprint));
+        Ok(out)
+    }
+
+    /// The sigstore keys trusted for `name`: its prefixes' keys, most specific first,
+    /// then root keys.
+    pub(super) fn applicable_sigstore(&self, name: &str) -> Result<Vec<(Scope, SigstoreKey)>, TrustError> {
+        let mut out = Vec::new();
+        let scopes = prefixes_of(name).into_iter().filter_map(|p| Scope::prefix(&p).ok()).chain([Scope::Root]);
+        for scope in scopes {
+            out.extend(self.load_sigstore(&scope)?.into_iter().map(|(_, key)| (scope.clone(), key)));
+        }
+        Ok(out)
+    }
+
+    /// Whether any key (OpenPGP or sigstore, as `sigstore` says) is trusted for `name`.
+    pub fn trusts_any(&self, name: &str, sigstore: bool) -> Result<bool, TrustError> {
+        Ok(if sigstore { !self.applicable_sigstore(name)?.is_empty() } else { !self.applicable(name)?.is_empty() })
+    }
+
+    /// Check a cosign signature (base64, over `payload`) against the sigstore keys
+    /// trusted for `name`.
+    pub fn verify_sigstore(&self, name: &str, payload: &[u8], signature: &str) -> Result<ImageSigner, TrustError> {
+        let keys = self.applicable_sigstore(name)?;
+        if keys.is_empty() {
+            return Err(TrustError::NoTrustedSigstoreKey { name: name.to_string() });
+        }
+        match keys.iter().find(|(_, key)| key.verifies(payload, signature)) {
+            Some((scope, key)) => Ok(ImageSigner {
+                fingerprint: key.fingerprint.clone(),
+                signing_key: key.fingerprint.clone(),
+                user_ids: Vec::new(),
+                scope: scope.clone(),
+            }),
+            None => {
+                let mut trusted: Vec<String> = keys.iter().map(|(s, k)| format!("{} ({s})", k.fingerprint)).collect();
+                trusted.dedup();
+                Err(TrustError::SigstoreBadSignature { name: name.to_string(), trusted: trusted.join(", ") })
+            }
+        }
+    }
+}
