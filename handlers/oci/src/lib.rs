@@ -2,6 +2,7 @@
 //! host is explicit and a tag or digest is required.
 
 use berth_guest::Error;
+use berth_guest::berth::handler::types::Descriptor;
 use berth_guest::exports::berth::handler::resolver::{Guest, ImageRecord, ResolveOptions};
 use berth_registry::Flavor;
 
@@ -13,4 +14,11 @@ impl Guest for Oci {
     }
 }
 
+impl berth_registry::bindings::exports::berth::handler::signatures::Guest for Oci {
+    fn attached(point: String, digest: String) -> Result<Vec<Descriptor>, Error> {
+        berth_registry::attached(Flavor::Oci, &point, &digest)
+    }
+}
+
 berth_guest::export_handler!(Oci);
+berth_registry::bindings::export_signatures!(Oci);

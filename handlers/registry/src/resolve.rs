@@ -23,6 +23,8 @@ pub fn resolve(flavor: Flavor, point: &str, options: &ResolveOptions) -> Result<
     let wanted = wanted_platform(options);
 
     let (mut desc, mut kind) = get_document(&reference, reference.manifest_reference(), reference.digest.as_deref())?;
+    // What the reference names, which is what a signature signs: an index, when it is one.
+    let named = kind.is_index().then(|| desc.digest.clone());
     for _ in 0..MAX_INDEX_DEPTH {
         if !kind.is_index() {
             break;
@@ -44,8 +46,17 @@ pub fn resolve(flavor: Flavor, point: &str, options: &ResolveOptions) -> Result<
         manifest.layers.iter().map(|l| (l, blob_source(&reference, &l.digest))).collect();
     blob::ingest_layers(layers)?;
 
-    Ok(build_record(point.to_string(), kind, &desc, manifest, config))
+    let mut record = build_record(point.to_string(), kind, &desc, manifest, config);
+    if let Some(index) = named {
+        record.annotations.push((INDEX_ANNOTATION.to_string(), index));
+    }
+    Ok(record)
 }
+
+/// The record annotation naming the index the reference resolved to, when the manifest
+/// was chosen from one: signatures are over that digest (the host checks the stored
+/// index lists the manifest before it counts one).
+pub const INDEX_ANNOTATION: &str = "dev.berth.index-digest";
 
 fn select<'a>(manifests: &'a [Descriptor], wanted: &Platform) -> Result<&'a Descriptor, Error> {
     spec::select_platform(manifests, wanted).map_err(spec_error)

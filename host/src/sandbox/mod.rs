@@ -253,10 +253,42 @@ impl Sandbox {
         })();
         result.map_err(|e| classify_trap(e, store.data(), &handler.name, grant.limits.time_budget, &stderr))
     }
+
+    /// Run `signatures.attached(point, digest)` of a handler that exports it (the registry
+    /// handlers' world, `registry-handler`): the signature payloads stored beside manifest
+    /// `digest`, stored. `Ok(None)` when the handler does not export it (a drop-in for
+    /// another scheme).
+    pub fn attached_signatures(
+        &self,
+        handler: &LoadedHandler,
+        grant: &Grant,
+        ctx: RunContext,
+        point: &str,
+        digest: &str,
+    ) -> Result<Option<Result<Vec<bindings_types::Descriptor>, HandlerError>>, SandboxError> {
+        let (mut store, stderr) = self.run_store(handler, grant, ctx)?;
+        let result = (|| {
+            let instance = handler.pre.instance_pre().instantiate(&mut store)?;
+            let Some(interface) = instance.get_export_index(&mut store, None, SIGNATURES_INTERFACE) else {
+                return Ok(None);
+            };
+            let func = instance
+                .get_export_index(&mut store, Some(&interface), "attached")
+                .ok_or_else(|| wasmtime::Error::msg("the handler does not export signatures.attached"))?;
+            type Answer = Result<Vec<bindings_types::Descriptor>, HandlerError>;
+            let func = instance.get_typed_func::<(&str, &str), (Answer,)>(&mut store, &func)?;
+            let (found,) = func.call(&mut store, (point, digest))?;
+            Ok(Some(found))
+        })();
+        result.map_err(|e| classify_trap(e, store.data(), &handler.name, grant.limits.time_budget, &stderr))
+    }
 }
 
 /// The interface the appc handler exports beside `resolver`.
 const DISCOVERY_INTERFACE: &str = "berth:handler/discovery@0.1.0";
+
+/// The interface the registry handlers export beside `resolver`.
+const SIGNATURES_INTERFACE: &str = "berth:handler/signatures@0.1.0";
 
 fn classify_trap(
     e: wasmtime::Error,
