@@ -24,6 +24,7 @@ setup:
     command -v setpriv >/dev/null || need+=(util-linux)
     command -v actool >/dev/null || need+=(appc-spec)
     command -v gpg >/dev/null || need+=(gnupg)
+    command -v openssl >/dev/null || need+=(openssl)
     command -v bzip2 >/dev/null || need+=(bzip2)
     command -v xz >/dev/null || need+=(xz-utils)
     command -v curl >/dev/null || need+=(curl)

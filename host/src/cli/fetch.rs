@@ -95,6 +95,7 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<ExitCode> {
             "filesFetched": fetched.ingest.files_fetched,
             "filesReused": fetched.ingest.files_reused,
             "fromStore": fetched.from_store,
+            "signedBy": fetched.signers,
             "handler": { "scheme": r.handler.scheme, "digest": r.handler.digest },
             "elapsedMs": fetched.elapsed.as_millis() as u64,
         }))?;
@@ -120,6 +121,14 @@ pub fn run(ctx: &Ctx, args: FetchArgs) -> anyhow::Result<ExitCode> {
                     i.files_fetched,
                     i.files_reused,
                 ));
+            }
+            for signer in &fetched.signers {
+                let who = if signer.user_ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", signer.user_ids.join("; "))
+                };
+                text.push_str(&format!("  signed by {}{who}, trusted for {}\n", signer.fingerprint, signer.scope));
             }
         }
         print(&text)?;

@@ -24,7 +24,8 @@ or /etc/berth/policy.toml, the first that exists. Without one, everything is all
   scope = \"registry.lan:5000/team\"    # host[/name prefix]; \"\" for every point of the kind;
                                       # a path for oci-layout and local ACIs
   action = \"reject\"                   # accept | reject | signed-by
-  keys = [\"0123ABCD...\"]              # signed-by: a fingerprint a signature must match
+  keys = [\"0123ABCD...\"]              # signed-by: fingerprints (berth trust list), one of
+                                      # which a verified signature must be by
 
   [limits]
   allowed-registries = [\"registry.lan:5000\", \"registry-1.docker.io\"]
@@ -37,6 +38,9 @@ not r.iox). Unknown keys are errors. A file that does not parse denies everythin
 parse error as the reason. Decisions are taken before a fetch (the point), after the handler
 resolved it (manifest, sizes, handler) and before a run (user, volumes, capabilities,
 network); every enforced decision is appended to $BERTH_ROOT/policy.log.
+signed-by sees the keys whose signatures berth verified after the resolve: for a registry
+image, simple-signing (lookaside) and cosign signatures by keys trusted for its name
+(berth trust --help); a denial lists why each signature did not count.
 A policy component of your own (`--policy-component FILE.wasm`, the berth:policy world in
 wit/policy) receives the file's text instead.
 

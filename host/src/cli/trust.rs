@@ -1,4 +1,5 @@
-//! `berth trust`: the OpenPGP keys trusted to sign appc images, per name prefix.
+//! `berth trust`: the keys trusted to sign images, per name prefix: OpenPGP keys (appc
+//! images, containers' simple signing) and sigstore keys (cosign).
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -7,14 +8,23 @@ use clap::{Args, Subcommand};
 
 use berth::ErrorKind;
 use berth::ops::{self, KeyReview, TrustAdd};
-use berth::trust::{self, KeyInfo, Scope};
+use berth::trust::{self, KeyInfo, KeyKind, Scope};
 
 use super::Ctx;
 use super::output::{exit, print, print_json};
 
 const TRUST_HELP: &str = "\
-berth checks an appc image (ACI) against its detached signature (NAME.aci.asc) and the
-OpenPGP keys trusted for the image's name:
+berth checks image signatures against the keys trusted for the image's name:
+  appc images (ACIs)   the detached signature NAME.aci.asc, with OpenPGP keys
+  registry images      containers' simple signing (skopeo copy --sign-by), read from the
+                       registry's lookaside (lookaside = URL in registries.toml), with
+                       OpenPGP keys; and cosign signatures stored in the registry (the
+                       sha256-<hex>.sig tag, the referrers API), with sigstore keys
+                       (ECDSA P-256 PEM, cosign.pub)
+An appc image must be signed; a registry image's verified signers are what a policy's
+signed-by rule sees (berth policy --help), under the fingerprints `berth trust list` shows.
+
+A registry image's name is host/repository (docker.io/library/busybox for Docker Hub):
   --prefix example.com/app  trusts a key for example.com/app and names below it
                             (example.com/app/sub), on '/' boundaries: a key for
                             example.com covers example.com/app; one for example.com/ap
@@ -24,12 +34,12 @@ OpenPGP keys trusted for the image's name:
 Before a key is added berth shows its fingerprint, user ids, creation and expiry and
 asks; compare the fingerprint with one the publisher gave you another way (their web
 site over HTTPS, a release announcement). Secret, revoked and expired keys are refused.
-A KEY is a file (armored or binary) or an https:// URL (http:// only with
---insecure-allow-http). With --prefix and no KEY, the keys the prefix announces through
-appc discovery (ac-discovery-pubkeys) are fetched and reviewed.
+A KEY is a file (OpenPGP armored or binary, or a PEM public key) or an https:// URL
+(http:// only with --insecure-allow-http). With --prefix and no KEY, the keys the prefix
+announces through appc discovery (ac-discovery-pubkeys) are fetched and reviewed.
 
 Keys live in $BERTH_ROOT/trust/root.d/<FINGERPRINT> and
-$BERTH_ROOT/trust/prefix.d/<prefix, '/' as %2F>/<FINGERPRINT>.
+$BERTH_ROOT/trust/prefix.d/<prefix, '/' as %2F>/<FINGERPRINT> (sigstore keys with .pub).
 
 Examples:
   gpg --armor --export release@example.com > example.gpg
@@ -37,11 +47,13 @@ Examples:
   berth trust --prefix example.com/app https://example.com/pubkeys.gpg
   berth trust --prefix example.com/app            # keys announced by discovery
   berth trust --root-key company.gpg
+  berth trust --prefix registry.lan/team cosign.pub
   berth trust list
   berth trust rm 5D2B2F5C4A1E3F8B --prefix example.com/app";
 
-/// Trust OpenPGP keys to sign appc images (ACIs) for a name prefix, or for every name;
-/// list and remove them. (Keys for drop-in handlers are `berth handler trust`.)
+/// Trust keys to sign images (OpenPGP: appc, simple signing; sigstore: cosign) for a
+/// name prefix, or for every name; list and remove them. (Keys for drop-in handlers are
+/// `berth handler trust`.)
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true, after_help = TRUST_HELP)]
 pub struct TrustArgs {
@@ -106,7 +118,10 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
     let mut text = String::new();
     if !keys.is_empty() {
-        text.push_str(&format!("{:<24} {:<40} {:<12} {}\n", "SCOPE", "FINGERPRINT", "EXPIRES", "USER IDS"));
+        text.push_str(&format!(
+            "{:<24} {:<8} {:<40} {:<12} {}\n",
+            "SCOPE", "KIND", "FINGERPRINT", "EXPIRES", "USER IDS"
+        ));
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     for k in &keys {
@@ -119,7 +134,15 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             Some(t) if t <= now => "EXPIRED".to_string(),
             Some(t) => trust::utc(t)[..10].to_string(),
         };
-        text.push_str(&format!("{scope:<24} {:<40} {expires:<12} {}\n", k.fingerprint, k.user_ids.join("; ")));
+        let kind = match k.kind {
+            KeyKind::Openpgp => "openpgp",
+            KeyKind::Sigstore => "sigstore",
+        };
+        text.push_str(&format!(
+            "{scope:<24} {kind:<8} {:<40} {expires:<12} {}\n",
+            k.fingerprint,
+            k.user_ids.join("; ")
+        ));
     }
     print(&text)?;
     Ok(ExitCode::SUCCESS)
@@ -202,6 +225,11 @@ fn describe(info: &KeyInfo, source: &str, n: usize, of: usize) -> String {
         info.fingerprint.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
     let mut text = if of > 1 { format!("Key {n} of {of}, from {source}:\n") } else { format!("Key from {source}:\n") };
     text.push_str(&format!("  fingerprint  {}\n", grouped.join(" ")));
+    if info.kind == KeyKind::Sigstore {
+        // A bare public key says nothing more (no user ids, dates or subkeys).
+        text.push_str("  kind         sigstore (ECDSA P-256; checks cosign signatures)\n");
+        return text;
+    }
     for uid in &info.user_ids {
         text.push_str(&format!("  user id      {uid}\n"));
     }

@@ -145,7 +145,7 @@ pub enum SignatureSourceError {
 }
 
 /// The bytes of a detached signature at a `file://` or `http(s)://` URL.
-fn fetch_signature(url: &str, options: &FetchOptions) -> Result<Vec<u8>, SignatureSourceError> {
+pub(super) fn fetch_signature(url: &str, options: &FetchOptions) -> Result<Vec<u8>, SignatureSourceError> {
     let parsed =
         reqwest::Url::parse(url).map_err(|source| SignatureSourceError::Url { url: url.to_string(), source })?;
     if parsed.scheme() == "file" {

@@ -78,7 +78,7 @@ pub enum FetchError {
     },
 }
 
-fn describe(e: &HandlerError) -> String {
+pub(super) fn describe(e: &HandlerError) -> String {
     match e {
         HandlerError::NotFound(m)
         | HandlerError::Unauthorized(m)

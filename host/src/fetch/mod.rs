@@ -16,11 +16,13 @@ pub use appc::{SignatureSourceError, discover_pubkeys};
 pub mod dropin;
 mod error;
 pub mod handlers;
+mod signatures;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use error::FetchError;
+pub use signatures::Checked as CheckedSignatures;
 
 use crate::cimd::{DistributionPoint, PointKind};
 use crate::policy::{self, DecisionPoint, Policy, PolicyError};
@@ -116,6 +118,9 @@ pub struct Fetched {
     pub elapsed: Duration,
     /// A lazy fetch's image, not stored yet: its layers are still arriving.
     pub pending: Option<Pending>,
+    /// The trusted keys whose image signatures verified (registry images, checked when
+    /// a policy decides and a key is trusted for the image's name).
+    pub signers: Vec<crate::trust::ImageSigner>,
 }
 
 /// An image whose layers are all being pulled lazily ([`FetchOptions::lazy`]): resolved,
@@ -340,6 +345,7 @@ fn run_handler(
                 handler_cache: handler.cache,
                 elapsed: started.elapsed(),
                 pending: None,
+                signers: Vec::new(),
             });
         }
         if policy == PullPolicy::Never {
@@ -383,10 +389,22 @@ fn run_handler(
             }
         }
     }
-    decide(
-        options,
-        DecisionPoint::AfterResolve(policy::facts::resolved(point, &record, Vec::new(), &source.describe())),
-    )?;
+    let signed = if options.policy.is_some() && matches!(point.kind(), PointKind::Docker | PointKind::Oci) {
+        signatures::check(store, sandbox, handler, &grant, point, &record, options)
+    } else {
+        signatures::Checked::default()
+    };
+    let facts = policy::facts::resolved(point, &record, signed.fingerprints(), &source.describe());
+    decide(options, DecisionPoint::AfterResolve(facts)).map_err(|e| match e {
+        // A denial says why no signature counted, when one was looked for.
+        FetchError::Policy(PolicyError::Denied { policy, stage, subject, mut reasons })
+            if signed.signers.is_empty() && !signed.notes.is_empty() =>
+        {
+            reasons.extend(signed.notes.iter().map(|n| format!("signatures: {n}")));
+            FetchError::Policy(PolicyError::Denied { policy, stage, subject, reasons })
+        }
+        e => e,
+    })?;
     if all_lazy {
         let pulls = record.layers.iter().map(|l| lazy[&l.blob.digest].clone()).collect();
         let pending = Pending { record: record.clone(), pulls, store: store.clone(), journal: None };
@@ -397,6 +415,7 @@ fn run_handler(
             handler_cache: handler.cache,
             elapsed: started.elapsed(),
             pending: Some(pending),
+            signers: signed.signers,
         });
     }
     if record.format == ImageFormat::Appc {
@@ -411,6 +430,7 @@ fn run_handler(
         handler_cache: handler.cache,
         elapsed: started.elapsed(),
         pending: None,
+        signers: signed.signers,
     })
 }
 

@@ -9,6 +9,7 @@
 //! blocked = false                    # refuse every fetch from it
 //! mirror-by-digest-only = true       # mirrors serve only digest-addressed requests
 //! token-realms = ["auth.example.com"] # other hosts its Bearer token realm may name
+//! lookaside = "https://sigs.example.com/sigs" # simple-signing signatures (or file:///…)
 //! [[registry.mirror]]
 //! location = "mirror.internal:5000"
 //! insecure = true
@@ -43,6 +44,12 @@ pub struct Registry {
     /// [`realm_allowed`]).
     #[serde(default)]
     pub token_realms: Vec<String>,
+    /// Where containers' simple-signing signatures of its images are kept (a "lookaside"
+    /// as in containers' registries.d): `https://…`, `http://…` or `file:///…`. The
+    /// signatures of `host/repo` manifest `sha256:<hex>` are
+    /// `<lookaside>/<repo>@sha256=<hex>/signature-<n>`, n = 1, 2, …
+    #[serde(default)]
+    pub lookaside: Option<String>,
 }
 
 /// Whether a registry at `registry` (`host[:port]`) may send berth, with its
@@ -128,6 +135,14 @@ impl RegistriesConfig {
                 return Err(TransportError::Config {
                     path: file.to_path_buf(),
                     reason: format!("prefix {:?} must be a registry host[:port]", r.prefix),
+                });
+            }
+            if let Some(l) = &r.lookaside
+                && !["https://", "http://", "file:///"].iter().any(|s| l.starts_with(s))
+            {
+                return Err(TransportError::Config {
+                    path: file.to_path_buf(),
+                    reason: format!("lookaside {l:?} of {:?} must be an https://, http:// or file:/// URL", r.prefix),
                 });
             }
         }
