@@ -45,6 +45,9 @@ pub enum Action {
     IgnoreRange,
 }
 
+/// What the fake serves: path (with any query) → (content type, bytes).
+pub type Content = HashMap<String, (String, Vec<u8>)>;
+
 /// Chooses the action for a request, given how many times its path was asked before.
 type Faults = dyn Fn(&Seen, usize) -> Action + Send + Sync;
 
@@ -59,11 +62,18 @@ pub struct FaultRegistry {
 
 impl FaultRegistry {
     pub fn start(faults: impl Fn(&Seen, usize) -> Action + Send + Sync + 'static) -> FaultRegistry {
+        let (content, manifest_digest, layer_digest) = FaultRegistry::image_content();
+        FaultRegistry::serving(content, manifest_digest, layer_digest, faults)
+    }
+
+    /// What [`FaultRegistry::start`] serves: (path → (content type, bytes), manifest
+    /// digest, layer digest), for a caller that serves more beside it.
+    pub fn image_content() -> (Content, String, String) {
         let layout = &fixtures().layout;
         let manifest_digest = ref_digest(layout, "single");
         let manifest = manifest_of(layout, "single");
         let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
-        let mut content: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+        let mut content: Content = HashMap::new();
         let manifest_bytes = read_blob(layout, &manifest_digest);
         let manifest_type = "application/vnd.oci.image.manifest.v1+json".to_string();
         content.insert("/v2/app/manifests/v1".into(), (manifest_type.clone(), manifest_bytes.clone()));
@@ -71,21 +81,32 @@ impl FaultRegistry {
         for d in [manifest["config"]["digest"].as_str().unwrap(), &layer_digest] {
             content.insert(format!("/v2/app/blobs/{d}"), ("application/octet-stream".into(), read_blob(layout, d)));
         }
-        FaultRegistry::serving(content, manifest_digest, layer_digest, faults)
+        (content, manifest_digest, layer_digest)
     }
 
     /// Serve `content` (path → (content type, bytes)) and `/v2/`, with `faults`;
     /// `manifest_digest` and `layer_digest` are only kept for the caller.
     pub fn serving(
-        mut content: HashMap<String, (String, Vec<u8>)>,
+        content: Content,
         manifest_digest: String,
         layer_digest: String,
         faults: impl Fn(&Seen, usize) -> Action + Send + Sync + 'static,
     ) -> FaultRegistry {
-        content.insert("/v2/".into(), ("application/json".into(), b"{}".to_vec()));
+        FaultRegistry::serving_for(move |_| content, manifest_digest, layer_digest, faults)
+    }
 
+    /// [`FaultRegistry::serving`] the content `make(addr)` returns once the server's
+    /// address is known (for documents that name it).
+    pub fn serving_for(
+        make: impl FnOnce(&str) -> Content,
+        manifest_digest: String,
+        layer_digest: String,
+        faults: impl Fn(&Seen, usize) -> Action + Send + Sync + 'static,
+    ) -> FaultRegistry {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
+        let mut content = make(&addr);
+        content.insert("/v2/".into(), ("application/json".into(), b"{}".to_vec()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Server { content, faults: Box::new(faults), seen: seen.clone() });

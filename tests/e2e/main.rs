@@ -23,6 +23,7 @@ mod run_image;
 mod runtime;
 mod sandbox;
 mod serve;
+mod signatures;
 mod support;
 mod system;
 mod tar_quirks;
