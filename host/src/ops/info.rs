@@ -109,10 +109,9 @@ pub fn disk_usage(ctx: &Context) -> Result<DiskUsage, Error> {
     }
     let store = ctx.open_store(LockMode::Shared)?;
     let images = store.images()?;
-    let mut reachable = HashSet::new();
+    let reachable = store.reachable_blobs()?;
     let mut needed_snapshots = HashSet::new();
     for image in &images {
-        reachable.extend(image.record.blobs().map(|d| d.digest.clone()));
         // Snapshots are named by chain ID (a layer over the layers below it).
         let layers = render::image_layers(&store, image)
             .unwrap_or_else(|_| image.record.layers.iter().map(crate::store::Layer::as_rendered).collect());

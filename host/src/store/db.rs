@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::record::{ContentEncoding, FileSource, ImageRecord};
+use super::record::{Attachment, ContentEncoding, FileSource, ImageRecord};
 use super::{Digest, StoreError};
 
 /// Each entry upgrades the schema by one version; `PRAGMA user_version` says how many
@@ -49,6 +49,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (content_digest, blob)
     );
     CREATE INDEX file_contents_by_blob ON file_contents(blob);",
+    // 3: documents attached to an image (signatures, SBOMs) that `berth serve` was given:
+    // named by the point they were pushed under (a tag, or the repository pinned to their
+    // digest), kept while the document they are attached to (`subject`) is kept.
+    "CREATE TABLE attachments (
+        point TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        blobs TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX attachments_by_subject ON attachments(subject);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -317,6 +328,56 @@ impl Db {
             .execute("DELETE FROM file_contents WHERE blob = ?1", [blob.to_string()])
             .map(|_| ())
             .map_err(self.err())
+    }
+
+    /// Record an attachment, replacing what its point named before.
+    pub fn put_attachment(&mut self, a: &Attachment) -> Result<(), StoreError> {
+        let blobs: Vec<String> = a.blobs.iter().map(Digest::to_string).collect();
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO attachments (point, digest, subject, blobs, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    a.point,
+                    a.digest.to_string(),
+                    a.subject.to_string(),
+                    serde_json::to_string(&blobs).expect("strings serialize"),
+                    now()
+                ],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Every attachment, by point.
+    pub fn attachments(&self) -> Result<Vec<Attachment>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT point, digest, subject, blobs FROM attachments ORDER BY point")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (point, digest, subject, blobs) = row.map_err(self.err())?;
+            let blobs: Vec<String> = serde_json::from_str(&blobs).unwrap_or_default();
+            // A row that does not parse names nothing berth could serve; gc drops it.
+            let (Ok(digest), Ok(subject)) = (digest.parse(), subject.parse()) else { continue };
+            out.push(Attachment {
+                point,
+                digest,
+                subject,
+                blobs: blobs.iter().filter_map(|b| b.parse().ok()).collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn remove_attachment(&mut self, point: &str) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM attachments WHERE point = ?1", [point]).map(|_| ()).map_err(self.err())
     }
 
     /// Remove an image and every ref to it.

@@ -1,7 +1,6 @@
 //! Garbage collection: remove blobs no image needs, and leftovers of interrupted
 //! ingests. Runs under the exclusive lock, so no fetch is between ingest and commit.
 
-use std::collections::HashSet;
 use std::fs;
 
 use serde::Serialize;
@@ -22,18 +21,19 @@ pub struct GcReport {
     pub temp_files_removed: u64,
     /// Blobs whose entries in the file index were dropped with them.
     pub indexed_blobs_forgotten: u64,
+    /// Attached documents (signatures, SBOMs) whose subject was no longer kept.
+    pub attachments_removed: u64,
 }
 
 impl Store {
     pub fn gc(&self) -> Result<GcReport, StoreError> {
-        let mut reachable = HashSet::new();
-        for image in self.images()? {
-            reachable.extend(image.record.blobs().map(|d| d.digest.clone()));
-            // A point pinned to a digest (`…:tag@sha256:…`) keeps the document it names,
-            // which may be an index above the image's manifest (`berth serve` serves it).
-            reachable.extend(image.refs.iter().filter_map(|r| pinned_digest(r)));
-        }
+        let reachable = self.reachable_blobs()?;
         let mut report = GcReport::default();
+        // Attachments whose subject is gone go with it.
+        for a in self.attachments()?.into_iter().filter(|a| !reachable.contains(&a.subject)) {
+            self.db().remove_attachment(&a.point)?;
+            report.attachments_removed += 1;
+        }
         for (path, digest) in self.blobs.list()? {
             // A file whose name is no digest is no blob; leave it for fsck to report.
             let Some(digest) = digest else { continue };
@@ -55,5 +55,46 @@ impl Store {
             report.bytes_freed += size;
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Algorithm, Attachment, Expected, LockMode};
+    use super::*;
+
+    fn put(store: &Store, bytes: &[u8]) -> Digest {
+        let digest = Digest::of_bytes(Algorithm::Sha256, bytes);
+        let expected = Expected { digest: digest.clone(), size: bytes.len() as u64 };
+        store.blobs().ingest(&mut &bytes[..], &expected, "a test blob", &mut |_| {}).unwrap();
+        digest
+    }
+
+    #[test]
+    fn attachments_live_as_long_as_their_subject() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), LockMode::Exclusive, &mut || {}).unwrap();
+        let subject = put(&store, b"a pushed index, pinned by nothing");
+        let signature = put(&store, b"a signature manifest");
+        let payload = put(&store, b"its payload");
+        let of_signature = put(&store, b"a signature of the signature");
+        let attach = |point: &str, digest: &Digest, subject: &Digest, blobs: Vec<Digest>| {
+            store
+                .attach(&Attachment { point: point.into(), digest: digest.clone(), subject: subject.clone(), blobs })
+                .unwrap();
+        };
+        attach("cimd:docker:v=0:localhost/app:sig", &signature, &subject, vec![signature.clone(), payload.clone()]);
+        attach("cimd:docker:v=0:localhost/app:sig2", &of_signature, &signature, vec![of_signature.clone()]);
+        // A blob it names must be stored.
+        let missing = Digest::of_bytes(Algorithm::Sha256, b"never stored");
+        let refused =
+            Attachment { point: "p".into(), digest: missing.clone(), subject: subject.clone(), blobs: vec![missing] };
+        assert!(matches!(store.attach(&refused), Err(StoreError::BlobNotFound(_))));
+
+        // Nothing keeps the subject, so the chain goes: both attachments, every blob.
+        assert!(store.reachable_blobs().unwrap().is_empty());
+        let report = store.gc().unwrap();
+        assert_eq!((report.attachments_removed, report.blobs_removed), (2, 4));
+        assert!(store.attachments().unwrap().is_empty());
     }
 }

@@ -35,8 +35,8 @@ pub use gc::{GcReport, pinned_digest};
 pub use lock::LockMode;
 pub use progress::{IngestObserver, NoProgress};
 pub use record::{
-    ASSEMBLED_MEDIA_TYPE, Assembled, ContentEncoding, Dependency, Descriptor, FileSource, HandlerIdentity, ImageFormat,
-    ImageRecord, Layer, Platform, RuntimeConfig, TOC_MEDIA_TYPE,
+    ASSEMBLED_MEDIA_TYPE, Assembled, Attachment, ContentEncoding, Dependency, Descriptor, FileSource, HandlerIdentity,
+    ImageFormat, ImageRecord, Layer, Platform, RuntimeConfig, TOC_MEDIA_TYPE,
 };
 
 use db::Db;
@@ -141,6 +141,46 @@ impl Store {
         Ok(pruned)
     }
 
+    /// Record a document attached to an image (its blobs must be stored), replacing
+    /// what its point named before.
+    pub fn attach(&self, attachment: &Attachment) -> Result<(), StoreError> {
+        for blob in &attachment.blobs {
+            if !self.blobs.has(blob) {
+                return Err(StoreError::BlobNotFound(blob.clone()));
+            }
+        }
+        self.db().put_attachment(attachment)
+    }
+
+    /// Every attachment, by point.
+    pub fn attachments(&self) -> Result<Vec<Attachment>, StoreError> {
+        self.db().attachments()
+    }
+
+    /// The blobs the store must keep: every image's, the documents pinned refs name
+    /// (an index above an image's manifest, which `berth serve` serves), and the blobs
+    /// of attachments whose subject is kept.
+    pub fn reachable_blobs(&self) -> Result<std::collections::HashSet<Digest>, StoreError> {
+        let mut reachable = std::collections::HashSet::new();
+        for image in self.images()? {
+            reachable.extend(image.record.blobs().map(|d| d.digest.clone()));
+            reachable.extend(image.refs.iter().filter_map(|r| pinned_digest(r)));
+        }
+        // An attachment may be attached to another (a signature of an SBOM): repeat
+        // until nothing more is kept.
+        let attachments = self.attachments()?;
+        loop {
+            let before = reachable.len();
+            let kept: Vec<&Attachment> = attachments.iter().filter(|a| reachable.contains(&a.subject)).collect();
+            for a in kept {
+                reachable.extend(a.blobs.iter().cloned());
+            }
+            if reachable.len() == before {
+                return Ok(reachable);
+            }
+        }
+    }
+
     pub fn resolve_ref(&self, point: &str) -> Result<Option<StoredImage>, StoreError> {
         let db = self.db();
         match db.resolve_ref(point)? {
@@ -225,10 +265,7 @@ impl Store {
     }
 
     fn remove_unreachable(&self, written: &[Digest]) -> Result<usize, StoreError> {
-        let mut reachable = std::collections::HashSet::new();
-        for image in self.images()? {
-            reachable.extend(image.record.blobs().map(|d| d.digest.clone()));
-        }
+        let reachable = self.reachable_blobs()?;
         let mut removed = 0;
         for d in written.iter().filter(|d| !reachable.contains(*d)) {
             let path = self.blobs.path(d);

@@ -172,6 +172,21 @@ pub struct HandlerIdentity {
     pub digest: Digest,
 }
 
+/// A document attached to an image (a signature, an SBOM) that `berth serve` was given:
+/// not an image itself, kept while the document it is attached to is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    /// The registry point it was pushed under: a tag (`…/name:sha256-<hex>.sig`), or the
+    /// repository pinned to its digest (`…/name@sha256:…`).
+    pub point: String,
+    /// The attached document (a manifest).
+    pub digest: Digest,
+    /// What it is attached to: an image's manifest, or an index.
+    pub subject: Digest,
+    /// Every blob it needs: itself, its config and layers.
+    pub blobs: Vec<Digest>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageRecord {
