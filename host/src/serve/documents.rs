@@ -26,6 +26,11 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// The configs of images (an artifact's config is anything else).
+const IMAGE_CONFIGS: [&str; 2] =
+    ["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"];
+/// The media type prefixes of image layers (tar, compressed or not; foreign layers).
+const IMAGE_LAYERS: [&str; 2] = ["application/vnd.oci.image.layer.", "application/vnd.docker.image.rootfs."];
 /// What berth stores and serves as documents.
 pub const DOCUMENT_TYPES: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
 
@@ -87,6 +92,19 @@ impl Document {
     pub fn references(&self) -> impl Iterator<Item = &Descriptor> {
         let p = &self.peek;
         p.config.iter().chain(p.layers.iter().flatten()).chain(p.manifests.iter().flatten())
+    }
+
+    /// Whether it is an image berth records as one (an index, or a manifest of an image
+    /// config and image layers); anything else (a cosign signature, an SBOM, any
+    /// `artifactType`) is an artifact, stored only as attached to what it names.
+    pub fn is_image(&self) -> bool {
+        if self.is_index() {
+            return true;
+        }
+        let p = &self.peek;
+        let image_config = p.config.as_ref().is_some_and(|c| IMAGE_CONFIGS.contains(&c.media_type.as_str()));
+        let image_layers = p.layers.iter().flatten().all(|l| IMAGE_LAYERS.iter().any(|t| l.media_type.starts_with(t)));
+        p.artifact_type.is_none() && image_config && image_layers
     }
 
     /// What the referrers API lists for it: its artifact type, or its config's type.

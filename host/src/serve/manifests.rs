@@ -20,7 +20,7 @@ use super::state::Registry;
 use super::uploads::read_capped;
 use super::{Event, ServeError};
 use crate::ops::{self, PushedManifest};
-use crate::store::{Algorithm, Digest, Expected, Store};
+use crate::store::{Algorithm, Attachment, Digest, Expected, Store};
 
 /// Answer `GET`/`HEAD /v2/<name>/manifests/<reference>`; a miss on a `--pull-through`
 /// upstream is fetched first.
@@ -94,6 +94,11 @@ async fn find(
 /// What `tag` of `target` may be served as, best first: the documents the image's
 /// pinned refs for that tag name, then the image's manifest.
 fn tag_documents(store: &Store, target: &Target, tag: &str) -> Result<Vec<Digest>, ServeError> {
+    for (parts, a) in stored_attachments(store, std::slice::from_ref(target))? {
+        if parts.tag.as_deref() == Some(tag) && parts.digest.is_none() {
+            return Ok(vec![a.digest]);
+        }
+    }
     for point in target.tag_points(tag) {
         let point = point.to_string();
         if let Some(image) = store.resolve_ref(&point)? {
@@ -146,6 +151,9 @@ pub async fn put(
             reason: format!("Content-Type {content_type} does not match the manifest's media type {}", doc.media_type),
         });
     }
+    if !doc.is_image() {
+        return put_attachment(registry, name, &reference, doc).await;
+    }
     let target = name.push_target();
     let tag = match &reference {
         Reference::Tag(t) => Some(t.clone()),
@@ -184,6 +192,85 @@ pub async fn put(
         builder = builder.header("oci-subject", response::value(&s));
     }
     Ok(builder.body(response::empty()).expect("a valid response"))
+}
+
+/// A pushed document that is no image (a cosign signature, an SBOM): kept as an
+/// attachment of the document its `subject` names or, without one, of the manifest a
+/// cosign tag names (`sha256-<hex>.sig`, `.att`, `.sbom`), for as long as that is kept.
+async fn put_attachment(
+    registry: &Arc<Registry>,
+    name: &RepoName,
+    reference: &Reference,
+    doc: Document,
+) -> Result<Response<Body>, ServeError> {
+    let declared = doc.peek.subject.as_ref().map(|s| s.digest.clone());
+    let subject = match (&declared, reference) {
+        (Some(s), _) => s
+            .parse::<Digest>()
+            .map_err(|_| ServeError::ManifestInvalid { reason: format!("its subject {s:?} is not a digest") })?,
+        (None, Reference::Tag(t)) => cosign_subject(t).ok_or_else(|| ServeError::ManifestInvalid {
+            reason: format!(
+                "it is not an image (artifact type {}), and names nothing it belongs to: berth serve keeps \
+                 artifacts attached to an image, by their subject or cosign's sha256-<hex>.sig tag",
+                doc.artifact_type().unwrap_or("none")
+            ),
+        })?,
+        (None, Reference::Digest(_)) => {
+            return Err(ServeError::ManifestInvalid {
+                reason:
+                    "it is not an image and has no subject: push it with one, or under cosign's sha256-<hex>.sig tag"
+                        .into(),
+            });
+        }
+    };
+    let target = name.push_target();
+    let point = match reference {
+        Reference::Tag(t) => target.point(Some(t), None),
+        Reference::Digest(d) => target.point(None, Some(d)),
+    }
+    .ok_or_else(|| ServeError::NameInvalid { name: name.to_string(), reason: "it maps to no valid point" })?;
+    let digest = doc.digest.clone();
+    let mut blobs = vec![digest.clone()];
+    blobs.extend(doc.references().filter_map(|d| d.digest.parse::<Digest>().ok()));
+    let attachment = Attachment { point: point.to_string(), digest: digest.clone(), subject, blobs };
+    registry
+        .blocking(move |reg, store| {
+            documents::check_references(store, &doc)?;
+            let size = doc.bytes.len() as u64;
+            let expected = Expected { digest: doc.digest.clone(), size };
+            store.blobs().ingest(&mut &doc.bytes[..], &expected, "the pushed manifest", &mut |_| {})?;
+            reg.mark_verified(&doc.digest);
+            store.attach(&attachment)?;
+            Ok(())
+        })
+        .await?;
+    registry.events.notice(&Event::Pushed { point: point.to_string(), manifest: digest.to_string() });
+    let mut builder = response::with_digest(Response::builder().status(StatusCode::CREATED), &digest)
+        .header(LOCATION, response::value(&format!("/v2/{name}/manifests/{digest}")))
+        .header(CONTENT_LENGTH, 0);
+    if let Some(s) = declared {
+        builder = builder.header("oci-subject", response::value(&s));
+    }
+    Ok(builder.body(response::empty()).expect("a valid response"))
+}
+
+/// The manifest a cosign tag is about: `sha256-<hex>.sig` (or `.att`, `.sbom`) names
+/// `sha256:<hex>`.
+fn cosign_subject(tag: &str) -> Option<Digest> {
+    let stem = [".sig", ".att", ".sbom"].iter().find_map(|s| tag.strip_suffix(s))?;
+    let (algorithm, hex) = stem.split_once('-')?;
+    format!("{algorithm}:{hex}").parse().ok()
+}
+
+/// The attachments pushed under a point of `targets`.
+fn stored_attachments(store: &Store, targets: &[Target]) -> Result<Vec<(RefParts, Attachment)>, ServeError> {
+    let mut out = Vec::new();
+    for a in store.attachments()? {
+        if let Some(parts) = RefParts::parse(&a.point).filter(|p| targets.contains(&p.target)) {
+            out.push((parts, a));
+        }
+    }
+    Ok(out)
 }
 
 /// Every (target, tag, pinned digest) the store's registry refs name.
@@ -261,6 +348,10 @@ pub async fn tags(
                     tags.extend(parts.tag);
                 }
             }
+            for (parts, _) in stored_attachments(store, &targets)? {
+                known = true;
+                tags.extend(parts.tag.filter(|_| parts.digest.is_none()));
+            }
             Ok((known, tags))
         })
         .await?;
@@ -295,6 +386,9 @@ pub async fn referrers(
                     candidates.insert(image.record.manifest.digest.clone());
                     candidates.extend(parts.digest);
                 }
+            }
+            for (_, a) in stored_attachments(store, &targets)? {
+                candidates.insert(a.digest);
             }
             let mut out = Vec::new();
             for digest in candidates {
