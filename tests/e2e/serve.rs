@@ -12,9 +12,9 @@ use crate::registry::Registry;
 use crate::support::{Root, fixtures, ref_digest, run_tool, sha256_hex};
 
 /// A `berth serve` on a free loopback port, stopped (SIGTERM) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
-    addr: String,
+    pub addr: String,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -26,7 +26,7 @@ fn free_port() -> u16 {
 impl Server {
     /// `berth --json serve --listen 127.0.0.1:<port> ARGS` on `root`; returns once `/v2/`
     /// answers.
-    fn start(root: &Root, args: &[&str]) -> Server {
+    pub fn start(root: &Root, args: &[&str]) -> Server {
         Server::start_on(root, &format!("127.0.0.1:{}", free_port()), args)
     }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use crate::fault_registry::{Action, FaultRegistry};
 use crate::registry::Registry;
-use crate::serve::http;
+use crate::serve::{Server, http};
 use crate::support::{Root, fixtures, run_tool, sha256_hex};
 
 /// A GnuPG home with one signing key, its agent stopped when dropped.
@@ -429,18 +429,77 @@ fn referrer_root(reg: &FaultRegistry, public: &Path) -> (Root, Vec<String>, Stri
 }
 
 #[test]
-fn cosign_signatures_listed_as_referrers_satisfy_signed_by() {
+fn berth_serve_keeps_cosign_signatures_beside_its_images_for_its_clients() {
+    // docker-registry 2.8 has no referrers API; berth serve has, and keeps what cosign
+    // pushes beside an image: a manifest under the sha256-<hex>.sig tag, or one naming
+    // the image as its subject (cosign's OCI 1.1 mode).
+    let source = Root::new();
+    let server = Server::start(&source, &[]);
+    let a = server.addr.clone();
+    let mut digests = Vec::new();
+    for (fixture, tag) in [("single", "v1"), ("multi", "v2")] {
+        let to = format!("docker://{a}/app:{tag}");
+        let from = format!("oci:{}:{fixture}", fixtures().layout.display());
+        run_tool("skopeo", &["copy", "-q", "--dest-tls-verify=false", &from, &to], Path::new("/"));
+        let raw = run_tool("skopeo", &["inspect", "--raw", "--tls-verify=false", &to], Path::new("/"));
+        digests.push((format!("sha256:{}", sha256_hex(raw.as_bytes())), raw.len()));
+    }
     let work = tempfile::tempdir().unwrap();
     let (private, public) = cosign_key(work.path(), "cosign");
-    let reg = serve_with_referrer(&private, Vec::new(), |_, _| Action::Serve);
-    let (root, flags, fingerprint) = referrer_root(&reg, &public);
-    let (code, out, err) = fetch(&root, &flags, &format!("oci://{}/app:v1", reg.addr));
-    assert_eq!(code, 0, "{err}");
-    let fetched: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(fetched["signedBy"][0]["fingerprint"], fingerprint.as_str(), "{fetched}");
-    // Both places were asked: the referrers API and the tag scheme.
-    assert_eq!(reg.seen("artifactType=application/vnd.dev.cosign.artifact.sig.v1%2Bjson").len(), 1);
-    assert_eq!(reg.seen(".sig").len(), 1);
+    let (v1, _) = &digests[0];
+    let (v2, v2_size) = &digests[1];
+    let payload_v1 = cosign_payload(&format!("{a}/app:v1"), v1);
+    push_cosign_signature(&a, "app", v1, &payload_v1, &cosign_sign(&private, &payload_v1));
+    let payload_v2 = cosign_payload(&format!("{a}/app:v2"), v2);
+    push_signature_manifest(&a, "app", v2, Some(*v2_size), &payload_v2, &cosign_sign(&private, &payload_v2));
+    // A document that is no image and names nothing it belongs to is refused.
+    let stray = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.sbom", "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+        "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2}, "layers": []});
+    let oci = ("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+    let refused = http(&a, "PUT", "/v2/app/manifests/sbom", &[oci], stray.to_string().as_bytes());
+    assert_eq!(refused.status, 400, "{}", String::from_utf8_lossy(&refused.body));
+
+    let verify = |tags: &[&str]| {
+        let root = Root::new();
+        let prefix = format!("{a}/app");
+        let trusted =
+            root.json(&["trust", "--prefix", &prefix, "--skip-fingerprint-review", &public.display().to_string()]);
+        let fingerprint = trusted[0]["fingerprint"].as_str().unwrap().to_string();
+        let policy = root.path().join("policy.toml");
+        let rule = format!(
+            "[[rule]]\nkind = \"oci\"\nscope = \"{prefix}\"\naction = \"signed-by\"\nkeys = [\"{fingerprint}\"]\n"
+        );
+        std::fs::write(&policy, rule).unwrap();
+        let policy = policy.display().to_string();
+        tags.iter()
+            .map(|tag| {
+                let (code, out, err) =
+                    root.run(&["--json", "--policy", &policy, "fetch", &format!("oci://{a}/app:{tag}")]);
+                assert!(code == 0 || code == 4, "{err}");
+                code == 0
+                    && serde_json::from_str::<serde_json::Value>(&out).unwrap()["signedBy"][0]["fingerprint"]
+                        == fingerprint.as_str()
+            })
+            .collect::<Vec<bool>>()
+    };
+    // v1 through the .sig tag, v2 through the referrers API.
+    assert_eq!(verify(&["v1", "v2"]), [true, true]);
+    let tags = http(&a, "GET", "/v2/app/tags/list", &[], b"");
+    let listed: serde_json::Value = serde_json::from_slice(&tags.body).unwrap();
+    assert!(listed["tags"].as_array().unwrap().contains(&format!("{}.sig", v1.replace(':', "-")).into()), "{listed}");
+
+    // gc keeps the signatures of kept images; removing an image lets gc take its own.
+    source.ok(&["gc"]);
+    assert_eq!(verify(&["v1", "v2"]), [true, true]);
+    // (`image rm` collects what the image alone needed, as gc would.)
+    source.ok(&["image", "rm", v1]);
+    let sig_tag = format!("/v2/app/manifests/{}.sig", v1.replace(':', "-"));
+    assert_eq!(http(&a, "GET", &sig_tag, &[], b"").status, 404);
+    let payload_v1 = sha256_hex(&payload_v1);
+    assert!(!source.blob_names().iter().any(|(_, hex)| *hex == payload_v1));
+    assert_eq!(verify(&["v2"]), [true]);
+    source.assert_fsck_clean();
 }
 
 #[test]
