@@ -360,6 +360,22 @@ fn cosign_signatures_in_the_registry_satisfy_signed_by() {
     let (code, _, err) = fetch(&root, &flags, &format!("oci://{}", reference("cosigned/plain:v1")));
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("no cosign signature of"), "{err}");
+    // policy eval of the stored image looks its signatures up as the fetch did; without
+    // the trusted key, the denial says so.
+    let eval = |root: &Root| {
+        let point = format!("oci://{}", reference("cosigned/app:v1"));
+        let (_, out, err) = root.run(&["--json", &flags[0], &flags[1], "policy", "eval", &point]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"))
+    };
+    let evaluated = eval(&root);
+    assert_eq!(evaluated["allow"], true, "{evaluated}");
+    assert_eq!(evaluated["decisions"][1]["stage"], "after-resolve");
+    root.ok(&["trust", "rm", &fingerprint]);
+    let evaluated = eval(&root);
+    assert_eq!(evaluated["allow"], false, "{evaluated}");
+    assert!(evaluated["decisions"][1]["reasons"].to_string().contains("signatures: no key is trusted"), "{evaluated}");
+    root.ok(&["trust", "--prefix", &reference("cosigned"), "--skip-fingerprint-review", &public.display().to_string()]);
+
     // Outside the rule's scope an unsigned image is still accepted (default accept).
     reg.push(&f.layout, "single", "elsewhere/app:v1", "oci");
     let (code, _, err) = fetch(&root, &flags, &format!("oci://{}", reference("elsewhere/app:v1")));

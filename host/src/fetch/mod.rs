@@ -434,6 +434,27 @@ fn run_handler(
     })
 }
 
+/// The signatures of a stored registry image, checked now as a fetch of `point` would
+/// check them (for `policy eval`); nothing to check for other point types.
+pub fn check_signatures(
+    store: &Arc<Store>,
+    sandbox: &Sandbox,
+    point: &DistributionPoint,
+    record: &ImageRecord,
+    options: &FetchOptions,
+) -> Result<CheckedSignatures, FetchError> {
+    if !matches!(point.kind(), PointKind::Docker | PointKind::Oci) {
+        return Ok(CheckedSignatures::default());
+    }
+    let chosen = handlers::choose(point.kind(), options.dropins.as_deref())?;
+    let handler = sandbox.load(&chosen.scheme, &chosen.bytes)?;
+    let grant = match &chosen.source {
+        HandlerSource::Builtin => grant_for(point, options)?,
+        HandlerSource::DropIn { declaration, .. } => dropin_grant(point, declaration, options)?,
+    };
+    Ok(signatures::check(store, sandbox, &handler, &grant, point, record, options))
+}
+
 /// Ask the policy, if there is one; a deny is an error.
 fn decide(options: &FetchOptions, point: DecisionPoint) -> Result<(), FetchError> {
     let Some(policy) = &options.policy else { return Ok(()) };

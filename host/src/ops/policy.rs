@@ -1,9 +1,11 @@
 //! `policy eval`: what the configured policy decides about an image, and why, at each
-//! decision point that can be evaluated without fetching or running anything.
+//! decision point that can be evaluated without fetching or running anything (a stored
+//! registry image's signatures are looked up, as a fetch would).
 
 use std::sync::Arc;
 
 use super::{Context, Error, UsageError};
+use crate::fetch;
 use crate::policy::{self, DecisionPoint, Evaluated, Policy, RunFacts, VolumeFacts};
 use crate::store::LockMode;
 
@@ -62,9 +64,18 @@ pub fn evaluate_policy(ctx: &Context, request: &EvalRequest) -> Result<Evaluatio
     };
 
     let mut points = vec![DecisionPoint::BeforeFetch(policy::facts::point(&point))];
+    // Why no signature counted, for a denial after the resolve.
+    let mut signature_notes = Vec::new();
     if let Some(s) = &stored {
         let source = if s.record.handler.scheme == point.kind().name() { "builtin" } else { "drop-in" };
-        points.push(DecisionPoint::AfterResolve(policy::facts::resolved(&point, &s.record, Vec::new(), source)));
+        // Signatures are checked now, as a fetch would (they are not stored with the image).
+        let options = super::fetch::fetch_options(ctx, point.kind(), &super::FetchRequest::default())?;
+        let checked = fetch::check_signatures(&store, &ctx.sandbox()?, &point, &s.record, &options)?;
+        if checked.signers.is_empty() {
+            signature_notes = checked.notes.clone();
+        }
+        let facts = policy::facts::resolved(&point, &s.record, checked.fingerprints(), source);
+        points.push(DecisionPoint::AfterResolve(facts));
     }
     if request.run {
         let configured = stored.as_ref().and_then(|s| s.record.runtime.user.clone()).unwrap_or_default();
@@ -102,7 +113,10 @@ pub fn evaluate_policy(ctx: &Context, request: &EvalRequest) -> Result<Evaluatio
     let decisions = points
         .into_iter()
         .map(|p| {
-            let e = policy.evaluate(&p);
+            let mut e = policy.evaluate(&p);
+            if matches!(p, DecisionPoint::AfterResolve(_)) && !e.decision.allow {
+                e.decision.reasons.extend(signature_notes.iter().map(|n| format!("signatures: {n}")));
+            }
             (p, e)
         })
         .collect();
