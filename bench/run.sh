@@ -2,7 +2,8 @@
 # berth fetch vs skopeo copy of the same OCI layout, medians of RUNS runs each, berth image
 # render vs umoci (bench/render.sh), the sandbox's start-up and per-fetch costs, and
 # container launch: `berth run --rootfs` vs crun and runc running the bundle `berth
-# bundle` wrote (RUN_RUNS runs each); `berth serve` vs docker-registry (bench/serve.sh).
+# bundle` wrote (RUN_RUNS runs each); `berth serve` vs docker-registry (bench/serve.sh);
+# fetch with signature checks vs skopeo's signedBy (bench/signatures.sh).
 # Run from the repository root (`just bench`).
 set -euo pipefail
 RUNS=${RUNS:-7}
@@ -78,6 +79,9 @@ bench/registry.sh
 
 echo
 bench/serve.sh
+
+echo
+bench/signatures.sh
 RUN_RUNS=${RUN_RUNS:-25}
 if [ "$(id -u)" -ne 0 ]; then
     echo "container launch: skipped (needs root)"
