@@ -64,16 +64,39 @@ pub fn attached(flavor: Flavor, point: &str, digest: &str) -> Result<Vec<WitDesc
     spec::parse_digest(digest).map_err(|e| Error::InvalidInput(format!("{digest:?}: {e}")))?;
     let (algorithm, hex) = digest.split_once(':').expect("a parsed digest has an algorithm");
 
-    let mut manifests: Vec<String> = referrers(&reference, digest)?;
-    manifests.push(format!("{algorithm}-{hex}.sig"));
+    // A registry's failure at one place (a malformed answer, a refusal) does not hide what
+    // the other holds; it is the answer only when nothing was found.
+    let mut first_failure = None;
+    let mut failed = |e: Error| {
+        log::log(Level::Warn, &format!("looking for signatures of {reference}@{digest}: {e:?}"));
+        first_failure.get_or_insert(e);
+    };
+    // The tag first (cosign's default), then what the referrers API lists.
+    let mut manifests = vec![format!("{algorithm}-{hex}.sig")];
+    match referrers(&reference, digest) {
+        Ok(found) => manifests.extend(found),
+        Err(e) => failed(e),
+    }
     manifests.truncate(MAX_MANIFESTS);
 
     let mut seen = BTreeSet::new();
     let mut payloads = Vec::new();
     for what in &manifests {
-        let Some(bytes) = get(&reference, &format!("manifests/{what}"), MANIFEST_ACCEPT)? else { continue };
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::InvalidInput(format!("signature manifest {what} of {reference}: {e}")))?;
+        let bytes = match get(&reference, &format!("manifests/{what}"), MANIFEST_ACCEPT) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            Err(e) => {
+                failed(e);
+                continue;
+            }
+        };
+        let manifest: Manifest = match serde_json::from_slice(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                failed(Error::InvalidInput(format!("signature manifest {what} of {reference}: {e}")));
+                continue;
+            }
+        };
         for layer in manifest.layers {
             if layer.media_type != SIMPLE_SIGNING || layer.size > MAX_PAYLOAD {
                 continue;
@@ -100,16 +123,12 @@ pub fn attached(flavor: Flavor, point: &str, digest: &str) -> Result<Vec<WitDesc
         })
         .collect();
     // A payload that does not arrive whole (wrong bytes, gone) is left out: the others
-    // may still verify. Only when none arrived is the first failure the answer.
-    let mut first_failure = None;
+    // may still verify.
     let mut stored = Vec::new();
     for (layer, result) in payloads.into_iter().zip(store::ingest(&requests)) {
         match result {
             Ok(()) => stored.push(layer),
-            Err(e) => {
-                log::log(Level::Warn, &format!("signature payload {} of {reference}: {e:?}", layer.digest));
-                first_failure.get_or_insert(e);
-            }
+            Err(e) => failed(e),
         }
     }
     if let (true, Some(e)) = (stored.is_empty(), first_failure) {
