@@ -102,12 +102,7 @@ fn get_document(r: &Reference, what: &str, expected: Option<&str>) -> Result<(De
         return Ok((descriptor(media_type, digest.to_string(), size), kind));
     }
     let url = r.api(&format!("manifests/{what}"));
-    let resp = transport::request(&HttpRequest {
-        method: "GET".into(),
-        url: url.clone(),
-        headers: vec![("Accept".into(), ACCEPT.into())],
-        body: None,
-    })?;
+    let resp = get(&url, ACCEPT)?;
     match resp.status {
         200 => {}
         401 | 403 => {
@@ -151,4 +146,14 @@ fn stored_size(digest: &str) -> Result<u64, Error> {
 
 fn descriptor(media_type: String, digest: String, size: u64) -> Descriptor {
     Descriptor { media_type, digest, size, annotations: Default::default(), platform: None }
+}
+
+/// GET `url` with `Accept: accept`, through the host (which adds credentials).
+pub(crate) fn get(url: &str, accept: &str) -> Result<transport::HttpResponse, Error> {
+    transport::request(&HttpRequest {
+        method: "GET".into(),
+        url: url.to_string(),
+        headers: vec![("Accept".into(), accept.into())],
+        body: None,
+    })
 }

@@ -14,7 +14,6 @@ use std::collections::BTreeSet;
 use berth_guest::Error;
 use berth_guest::berth::handler::log::{self, Level};
 use berth_guest::berth::handler::store::{self, HttpSource, IngestRequest, Source};
-use berth_guest::berth::handler::transport::{self, HttpRequest};
 use berth_guest::berth::handler::types::Descriptor as WitDescriptor;
 use berth_image_spec::{self as spec, Descriptor};
 use serde::Deserialize;
@@ -165,12 +164,7 @@ fn referrers(reference: &Reference, digest: &str) -> Result<Vec<String>, Error> 
 /// GET a small document of the repository; `None` when the registry has none there.
 fn get(reference: &Reference, tail: &str, accept: &str) -> Result<Option<Vec<u8>>, Error> {
     let url = reference.api(tail);
-    let resp = transport::request(&HttpRequest {
-        method: "GET".into(),
-        url: url.clone(),
-        headers: vec![("Accept".into(), accept.into())],
-        body: None,
-    })?;
+    let resp = crate::resolve::get(&url, accept)?;
     match resp.status {
         200 => Ok(Some(resp.body)),
         // Not there, or an API this registry does not have.

@@ -185,13 +185,18 @@ pub async fn put(
         })
         .await?;
     registry.events.notice(&Event::Pushed { point: pinned.to_string(), manifest: digest.to_string() });
-    let mut builder = response::with_digest(Response::builder().status(StatusCode::CREATED), &digest)
+    Ok(created(name, &digest, subject))
+}
+
+/// `201 Created` for a manifest pushed as `digest`, naming its `subject` if it has one.
+fn created(name: &RepoName, digest: &Digest, subject: Option<String>) -> Response<Body> {
+    let mut builder = response::with_digest(Response::builder().status(StatusCode::CREATED), digest)
         .header(LOCATION, response::value(&format!("/v2/{name}/manifests/{digest}")))
         .header(CONTENT_LENGTH, 0);
     if let Some(s) = subject {
         builder = builder.header("oci-subject", response::value(&s));
     }
-    Ok(builder.body(response::empty()).expect("a valid response"))
+    builder.body(response::empty()).expect("a valid response")
 }
 
 /// A pushed document that is no image (a cosign signature, an SBOM): kept as an
@@ -245,13 +250,7 @@ async fn put_attachment(
         })
         .await?;
     registry.events.notice(&Event::Pushed { point: point.to_string(), manifest: digest.to_string() });
-    let mut builder = response::with_digest(Response::builder().status(StatusCode::CREATED), &digest)
-        .header(LOCATION, response::value(&format!("/v2/{name}/manifests/{digest}")))
-        .header(CONTENT_LENGTH, 0);
-    if let Some(s) = declared {
-        builder = builder.header("oci-subject", response::value(&s));
-    }
-    Ok(builder.body(response::empty()).expect("a valid response"))
+    Ok(created(name, &digest, declared))
 }
 
 /// The manifest a cosign tag is about: `sha256-<hex>.sig` (or `.att`, `.sbom`) names

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::error::io;
 use super::key::Cert;
 use super::scope::{Scope, prefixes_of};
-use super::sigstore::{SigstoreKey, is_sigstore_key};
+use super::sigstore::{self, SigstoreKey, is_sigstore_key};
 use super::{TrustError, time};
 
 /// Which kind of signature a key checks.
@@ -129,9 +129,30 @@ fn trusted(scope: &Scope, cert: &Cert, path: PathBuf) -> ImageKey {
     }
 }
 
-/// A key file name: a v4 (40) or v6 (64) fingerprint in upper-case hex.
-fn is_fingerprint_name(name: &str) -> bool {
-    matches!(name.len(), 40 | 64) && name.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+/// A kind of key kept in the scope directories, one per file named by its fingerprint.
+pub(super) trait StoredKey: Sized {
+    /// The fingerprint a file of this kind is named after; `None`: not such a file.
+    fn fingerprint_of_file(name: &str) -> Option<&str>;
+    fn parse_stored(bytes: &[u8], subject: &str) -> Result<Self, TrustError>;
+    fn fingerprint(&self) -> &str;
+}
+
+/// Upper-case hex of `lens` digits.
+pub(super) fn is_hex_fingerprint(name: &str, lens: &[usize]) -> bool {
+    lens.contains(&name.len()) && name.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+impl StoredKey for Cert {
+    /// A v4 (40) or v6 (64) fingerprint, nothing more.
+    fn fingerprint_of_file(name: &str) -> Option<&str> {
+        is_hex_fingerprint(name, &[40, 64]).then_some(name)
+    }
+    fn parse_stored(bytes: &[u8], subject: &str) -> Result<Cert, TrustError> {
+        Cert::parse(bytes, subject)
+    }
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
 }
 
 impl Keyring {
@@ -148,7 +169,9 @@ impl Keyring {
     pub fn add(&self, scope: &Scope, key: &[u8]) -> Result<ImageKey, TrustError> {
         if is_sigstore_key(key) {
             let key = SigstoreKey::parse(key, "the key")?;
-            let path = self.add_sigstore(scope, &key)?;
+            let path =
+                self.write_key(scope, &format!("{}{}", key.fingerprint, sigstore::SUFFIX), key.pem.as_bytes())?;
+            tracing::info!(fingerprint = %key.fingerprint, %scope, "trusted sigstore signing key");
             return Ok(trusted_sigstore(scope, &key, path));
         }
         let cert = Cert::parse(key, "the key")?;
@@ -157,15 +180,8 @@ impl Keyring {
             .key
             .to_armored_bytes(ArmorOptions::default())
             .map_err(|source| TrustError::KeyUnreadable { subject: cert.fingerprint.clone(), source })?;
-        let dir = scope.dir(&self.dir);
-        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        let path = dir.join(&cert.fingerprint);
-        let mut tmp =
-            tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(io("creating a file in", &dir))?;
-        std::io::Write::write_all(&mut tmp, &armored).map_err(io("writing", tmp.path().to_path_buf()))?;
-        tmp.as_file().sync_all().map_err(io("syncing", tmp.path().to_path_buf()))?;
-        tmp.persist(&path).map_err(|e| TrustError::Io { action: "writing", path: path.clone(), source: e.error })?;
-        tracing::info!(fingerprint = %cert.fingerprint, %scope, "trusted appc signing key");
+        let path = self.write_key(scope, &cert.fingerprint, &armored)?;
+        tracing::info!(fingerprint = %cert.fingerprint, %scope, "trusted OpenPGP signing key");
         Ok(trusted(scope, &cert, path))
     }
 
@@ -173,10 +189,10 @@ impl Keyring {
     pub fn list(&self) -> Result<Vec<ImageKey>, TrustError> {
         let mut out = Vec::new();
         for scope in self.scopes()? {
-            for (path, cert) in self.load(&scope)? {
+            for (path, cert) in self.load::<Cert>(&scope)? {
                 out.push(trusted(&scope, &cert, path));
             }
-            for (path, key) in self.load_sigstore(&scope)? {
+            for (path, key) in self.load::<SigstoreKey>(&scope)? {
                 out.push(trusted_sigstore(&scope, &key, path));
             }
         }
@@ -236,42 +252,56 @@ impl Keyring {
         Ok(scopes)
     }
 
-    /// The keys trusted for `name`: its prefixes' keys, most specific first, then root keys.
-    pub(super) fn applicable(&self, name: &str) -> Result<Vec<(Scope, Cert)>, TrustError> {
+    /// The keys of kind `K` trusted for `name`: its prefixes' keys, most specific first,
+    /// then root keys.
+    pub(super) fn applicable<K: StoredKey>(&self, name: &str) -> Result<Vec<(Scope, K)>, TrustError> {
         let mut out = Vec::new();
         let scopes = prefixes_of(name).into_iter().filter_map(|p| Scope::prefix(&p).ok()).chain([Scope::Root]);
         for scope in scopes {
             debug_assert!(scope.applies_to(name));
-            out.extend(self.load(&scope)?.into_iter().map(|(_, cert)| (scope.clone(), cert)));
+            out.extend(self.load::<K>(&scope)?.into_iter().map(|(_, key)| (scope.clone(), key)));
         }
         Ok(out)
     }
 
-    /// The key files of one scope, parsed; a missing directory is an empty scope. A
-    /// file named as a fingerprint must hold that key.
-    fn load(&self, scope: &Scope) -> Result<Vec<(PathBuf, Cert)>, TrustError> {
+    /// The key files of kind `K` in one scope, parsed; a missing directory is an empty
+    /// scope. A file named as a fingerprint must hold that key.
+    fn load<K: StoredKey>(&self, scope: &Scope) -> Result<Vec<(PathBuf, K)>, TrustError> {
         let dir = scope.dir(&self.dir);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io("reading", &dir)(e)),
         };
-        let mut out = Vec::new();
+        let mut out: Vec<(PathBuf, K)> = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io("reading", &dir))?;
             let path = entry.path();
-            let Some(name) = entry.file_name().to_str().filter(|n| is_fingerprint_name(n)).map(str::to_string) else {
-                continue; // temp files of an add in progress, editor leftovers
-            };
+            let file_name = entry.file_name();
+            // Temp files of an add in progress, editor leftovers, keys of the other kind.
+            let Some(name) = file_name.to_str().and_then(K::fingerprint_of_file) else { continue };
             let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
-            let cert = Cert::parse(&bytes, &path.display().to_string())
+            let key = K::parse_stored(&bytes, &path.display().to_string())
                 .map_err(|e| TrustError::StoredKey { path: path.clone(), source: Box::new(e) })?;
-            if cert.fingerprint != name {
-                return Err(TrustError::StoredKeyMismatch { path, holds: cert.fingerprint });
+            if key.fingerprint() != name {
+                return Err(TrustError::StoredKeyMismatch { path, holds: key.fingerprint().to_string() });
             }
-            out.push((path, cert));
+            out.push((path, key));
         }
-        out.sort_by(|a, b| a.1.fingerprint.cmp(&b.1.fingerprint));
+        out.sort_by(|a, b| a.1.fingerprint().cmp(b.1.fingerprint()));
         Ok(out)
+    }
+
+    /// Write a key file into `scope` by temp file, sync and rename.
+    fn write_key(&self, scope: &Scope, file_name: &str, bytes: &[u8]) -> Result<PathBuf, TrustError> {
+        let dir = scope.dir(&self.dir);
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let path = dir.join(file_name);
+        let mut tmp =
+            tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(io("creating a file in", &dir))?;
+        std::io::Write::write_all(&mut tmp, bytes).map_err(io("writing", tmp.path().to_path_buf()))?;
+        tmp.as_file().sync_all().map_err(io("syncing", tmp.path().to_path_buf()))?;
+        tmp.persist(&path).map_err(|e| TrustError::Io { action: "writing", path: path.clone(), source: e.error })?;
+        Ok(path)
     }
 }

@@ -7,17 +7,14 @@
 //! A cosign signature is an ASN.1 DER ECDSA-SHA256 signature over the payload bytes,
 //! base64 in the payload layer's `dev.cosignproject.cosign/signature` annotation.
 
-use std::path::PathBuf;
-
 use base64::Engine as _;
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
 use sha2::{Digest as _, Sha256};
 
-use super::error::io;
-use super::keyring::Keyring;
-use super::scope::{Scope, prefixes_of};
+use super::key::Cert;
+use super::keyring::{Keyring, StoredKey, is_hex_fingerprint};
 use super::{ImageSigner, TrustError};
 
 const PEM_BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
@@ -78,74 +75,33 @@ fn wrap(text: &str) -> String {
     text.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect::<Vec<_>>().join("\n")
 }
 
-/// A stored sigstore key's file name: its fingerprint (64 upper-case hex) and [`SUFFIX`].
-pub(super) fn fingerprint_of_file(name: &str) -> Option<&str> {
-    let fp = name.strip_suffix(SUFFIX)?;
-    (fp.len() == 64 && fp.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))).then_some(fp)
+impl StoredKey for SigstoreKey {
+    /// Its fingerprint (64 upper-case hex digits) and [`SUFFIX`].
+    fn fingerprint_of_file(name: &str) -> Option<&str> {
+        name.strip_suffix(SUFFIX).filter(|fp| is_hex_fingerprint(fp, &[64]))
+    }
+    fn parse_stored(bytes: &[u8], subject: &str) -> Result<SigstoreKey, TrustError> {
+        SigstoreKey::parse(bytes, subject)
+    }
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
 }
 
 impl Keyring {
-    /// Store a sigstore key for `scope` as `<scope dir>/<FINGERPRINT>.pub`.
-    pub(super) fn add_sigstore(&self, scope: &Scope, key: &SigstoreKey) -> Result<PathBuf, TrustError> {
-        let dir = scope.dir(&self.dir);
-        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        let path = dir.join(format!("{}{SUFFIX}", key.fingerprint));
-        let mut tmp =
-            tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(io("creating a file in", &dir))?;
-        std::io::Write::write_all(&mut tmp, key.pem.as_bytes()).map_err(io("writing", tmp.path().to_path_buf()))?;
-        tmp.as_file().sync_all().map_err(io("syncing", tmp.path().to_path_buf()))?;
-        tmp.persist(&path).map_err(|e| TrustError::Io { action: "writing", path: path.clone(), source: e.error })?;
-        tracing::info!(fingerprint = %key.fingerprint, %scope, "trusted sigstore signing key");
-        Ok(path)
-    }
-
-    /// The sigstore keys of one scope; a missing directory is an empty scope. A file
-    /// named as a fingerprint must hold that key.
-    pub(super) fn load_sigstore(&self, scope: &Scope) -> Result<Vec<(PathBuf, SigstoreKey)>, TrustError> {
-        let dir = scope.dir(&self.dir);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("reading", &dir)(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io("reading", &dir))?;
-            let file_name = entry.file_name();
-            let Some(name) = file_name.to_str().and_then(fingerprint_of_file) else { continue };
-            let path = entry.path();
-            let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
-            let key = SigstoreKey::parse(&bytes, &path.display().to_string())
-                .map_err(|e| TrustError::StoredKey { path: path.clone(), source: Box::new(e) })?;
-            if key.fingerprint != name {
-                return Err(TrustError::StoredKeyMismatch { path, holds: key.fingerprint });
-            }
-            out.push((path, key));
-        }
-        out.sort_by(|a, b| a.1.fingerprint.cmp(&b.1.fingerprint));
-        Ok(out)
-    }
-
-    /// The sigstore keys trusted for `name`: its prefixes' keys, most specific first,
-    /// then root keys.
-    pub(super) fn applicable_sigstore(&self, name: &str) -> Result<Vec<(Scope, SigstoreKey)>, TrustError> {
-        let mut out = Vec::new();
-        let scopes = prefixes_of(name).into_iter().filter_map(|p| Scope::prefix(&p).ok()).chain([Scope::Root]);
-        for scope in scopes {
-            out.extend(self.load_sigstore(&scope)?.into_iter().map(|(_, key)| (scope.clone(), key)));
-        }
-        Ok(out)
-    }
-
     /// Whether any key (OpenPGP or sigstore, as `sigstore` says) is trusted for `name`.
     pub fn trusts_any(&self, name: &str, sigstore: bool) -> Result<bool, TrustError> {
-        Ok(if sigstore { !self.applicable_sigstore(name)?.is_empty() } else { !self.applicable(name)?.is_empty() })
+        Ok(if sigstore {
+            !self.applicable::<SigstoreKey>(name)?.is_empty()
+        } else {
+            !self.applicable::<Cert>(name)?.is_empty()
+        })
     }
 
     /// Check a cosign signature (base64, over `payload`) against the sigstore keys
     /// trusted for `name`.
     pub fn verify_sigstore(&self, name: &str, payload: &[u8], signature: &str) -> Result<ImageSigner, TrustError> {
-        let keys = self.applicable_sigstore(name)?;
+        let keys = self.applicable::<SigstoreKey>(name)?;
         if keys.is_empty() {
             return Err(TrustError::NoTrustedSigstoreKey { name: name.to_string() });
         }

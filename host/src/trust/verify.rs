@@ -72,7 +72,7 @@ impl Keyring {
         now: SystemTime,
     ) -> Result<ImageSigner, TrustError> {
         let now = time::unix(now);
-        let keys = self.applicable(name)?;
+        let keys = self.applicable::<Cert>(name)?;
         if keys.is_empty() {
             return Err(TrustError::NoTrustedKey { name: name.to_string(), prefixes: prefixes_of(name) });
         }
