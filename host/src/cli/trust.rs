@@ -117,9 +117,11 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut text = String::new();
+    // OpenPGP fingerprints are 40 digits, sigstore ones 64.
+    let width = keys.iter().map(|k| k.fingerprint.len()).max().unwrap_or(40);
     if !keys.is_empty() {
         text.push_str(&format!(
-            "{:<24} {:<8} {:<40} {:<12} {}\n",
+            "{:<24} {:<8} {:<width$} {:<12} {}\n",
             "SCOPE", "KIND", "FINGERPRINT", "EXPIRES", "USER IDS"
         ));
     }
@@ -139,7 +141,7 @@ fn list(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             KeyKind::Sigstore => "sigstore",
         };
         text.push_str(&format!(
-            "{scope:<24} {kind:<8} {:<40} {expires:<12} {}\n",
+            "{scope:<24} {kind:<8} {:<width$} {expires:<12} {}\n",
             k.fingerprint,
             k.user_ids.join("; ")
         ));

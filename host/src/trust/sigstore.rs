@@ -32,9 +32,11 @@ pub(crate) struct SigstoreKey {
     key: VerifyingKey,
 }
 
-/// Whether `bytes` look like a PEM public key (and not an OpenPGP key).
+/// Whether `bytes` are PEM (a public key, or a private key or certificate given by
+/// mistake, which [`SigstoreKey::parse`] explains), not OpenPGP armor.
 pub fn is_sigstore_key(bytes: &[u8]) -> bool {
-    bytes.trim_ascii_start().starts_with(PEM_BEGIN.as_bytes())
+    let start = bytes.trim_ascii_start();
+    start.starts_with(b"-----BEGIN ") && !start.starts_with(b"-----BEGIN PGP")
 }
 
 impl SigstoreKey {

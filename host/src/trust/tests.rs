@@ -519,5 +519,9 @@ mod sigstore_keys {
         let ed25519 = b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
         let err = keyring.add(&Scope::Root, ed25519).unwrap_err();
         assert!(err.to_string().contains("not a sigstore public key"), "{err}");
+        // A PEM private key given by mistake says so, instead of failing as OpenPGP.
+        let ec_private = b"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC PRIVATE KEY-----\n";
+        let err = keyring.add(&Scope::Root, ec_private).unwrap_err();
+        assert!(err.to_string().contains("it is a private key"), "{err}");
     }
 }
