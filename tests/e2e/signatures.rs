@@ -193,6 +193,35 @@ fn simple_signing_by_skopeo_satisfies_signed_by_and_nothing_else_does() {
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("not tag \"v2\""), "{err}");
 
+    // The same lookaside served over HTTP (Python's static file server).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut http_server = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+        .arg(&lookaside)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the HTTP server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let over_http = Root::new();
+    let flags_http = setup(&over_http, &reg, &key, &prefix, &signer.fingerprint, None);
+    let conf = over_http.path().join("registries.toml");
+    std::fs::write(
+        &conf,
+        format!("[[registry]]\nprefix = \"{}\"\nlookaside = \"http://127.0.0.1:{port}/\"\n", reg.addr),
+    )
+    .unwrap();
+    let (code, out, err) = fetch(&over_http, &flags_http, &format!("oci://{}/signed/app:v1", reg.addr));
+    let _ = http_server.kill();
+    let _ = http_server.wait();
+    assert_eq!(code, 0, "{err}");
+    let fetched: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(fetched["signedBy"][0]["fingerprint"], signer.fingerprint.as_str(), "{fetched}");
+
     // Without a lookaside in registries.toml the denial says where to configure one.
     let bare = Root::new();
     let flags = setup(&bare, &reg, &key, &prefix, &signer.fingerprint, None);
