@@ -667,6 +667,11 @@ fn pull_through_fetches_a_miss_once_for_many_clients() {
     // A name the upstream does not have: 404, and nothing stored.
     let missing = http(&a, "GET", "/v2/team/none/manifests/v1", &[], b"");
     assert_eq!(missing.status, 404, "{}", String::from_utf8_lossy(&missing.body));
+    // A cosign signature tag is no image to pull: 404 at once, no pull tried.
+    let sig = format!("/v2/team/app/manifests/{}.sig", digests[0].replace(':', "-"));
+    assert_eq!(http(&a, "GET", &sig, &[], b"").status, 404);
+    let failed = server.events_named("pull-failed");
+    assert!(!failed.iter().any(|e| e["point"].as_str().unwrap().ends_with(".sig")), "{failed:?}");
 }
 
 /// TLS and htpasswd: clients without credentials are refused, with them served.

@@ -35,7 +35,11 @@ pub async fn get(
     let reference = Reference::parse(reference)?;
     let targets = name.lookup_targets(ns, &registry.config.pull_through);
     let mut doc = find(registry, &targets, &reference).await?;
+    // A cosign tag names a signature, never an image: an image pull for it cannot succeed,
+    // so a miss is a plain 404 (the client asks the upstream itself).
+    let cosign_tag = matches!(&reference, Reference::Tag(t) if cosign_subject(t).is_some());
     if doc.is_none()
+        && !cosign_tag
         && let Some(target) = targets.iter().find(|t| registry.config.pull_through.contains(&t.registry))
     {
         let point = match &reference {
