@@ -16,4 +16,5 @@ mod point;
 
 pub use error::CimdError;
 pub use friendly::parse_friendly;
+pub(crate) use point::docker_host_and_path;
 pub use point::{DistributionPoint, PointKind, unescape};

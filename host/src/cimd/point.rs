@@ -287,15 +287,22 @@ const DOCKER_HUB: &str = "registry-1.docker.io";
 /// Docker's defaults: a first component without '.', ':' or "localhost" is a Docker Hub
 /// repository; a one-component Hub name lives under `library/`; no tag means `latest`.
 pub(crate) fn docker_reference(name: &str) -> String {
+    let (host, path) = docker_host_and_path(name);
+    let last = path.rsplit('/').next().unwrap_or("");
+    let tagged = path.contains('@') || last.contains(':');
+    if tagged { format!("{host}/{path}") } else { format!("{host}/{path}:latest") }
+}
+
+/// A Docker name split as Docker's rule places it: (registry host, path with any tag or
+/// digest), Docker Hub as `registry-1.docker.io` with one-component names under `library/`.
+pub(crate) fn docker_host_and_path(name: &str) -> (String, String) {
     let (first, rest) = name.split_once('/').unwrap_or(("", name));
     let has_host = !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
     let (host, path) =
         if has_host { (first.to_string(), rest.to_string()) } else { (DOCKER_HUB.to_string(), name.to_string()) };
     let host = if host == "docker.io" || host == "index.docker.io" { DOCKER_HUB.to_string() } else { host };
     let path = if host == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
-    let last = path.rsplit('/').next().unwrap_or("");
-    let tagged = path.contains('@') || last.contains(':');
-    if tagged { format!("{host}/{path}") } else { format!("{host}/{path}:latest") }
+    (host, path)
 }
 
 /// `host[:port]/path[:tag][@digest]`, as the distribution spec names repositories.

@@ -240,6 +240,19 @@ fn grant_for(point: &DistributionPoint, options: &FetchOptions) -> Result<Grant,
     Ok(grant)
 }
 
+/// What the handler from `source` gets for `point`: a built-in the least the point needs,
+/// a drop-in the intersection with its declaration.
+fn handler_grant(
+    point: &DistributionPoint,
+    source: &HandlerSource,
+    options: &FetchOptions,
+) -> Result<Grant, FetchError> {
+    match source {
+        HandlerSource::Builtin => grant_for(point, options),
+        HandlerSource::DropIn { declaration, .. } => dropin_grant(point, declaration, options),
+    }
+}
+
 /// Read-only access to one local directory or file.
 fn local_grant(path: std::path::PathBuf) -> Result<Grant, FetchError> {
     let meta = std::fs::metadata(&path).map_err(|_| FetchError::SourceNotFound { path: path.display().to_string() })?;
@@ -352,10 +365,7 @@ fn run_handler(
             return Err(FetchError::NeverPull { point: point.to_string() });
         }
     }
-    let grant = match source {
-        HandlerSource::Builtin => grant_for(point, options)?,
-        HandlerSource::DropIn { declaration, .. } => dropin_grant(point, declaration, options)?,
-    };
+    let grant = handler_grant(point, source, options)?;
     let http = if grant.network.hosts.is_empty() { None } else { Some(options.http_client()) };
     let resolve_options = ResolveOptions {
         platform: WitPlatform {
@@ -448,10 +458,7 @@ pub fn check_signatures(
     }
     let chosen = handlers::choose(point.kind(), options.dropins.as_deref())?;
     let handler = sandbox.load(&chosen.scheme, &chosen.bytes)?;
-    let grant = match &chosen.source {
-        HandlerSource::Builtin => grant_for(point, options)?,
-        HandlerSource::DropIn { declaration, .. } => dropin_grant(point, declaration, options)?,
-    };
+    let grant = handler_grant(point, &chosen.source, options)?;
     Ok(signatures::check(store, sandbox, &handler, &grant, point, record, options))
 }
 

@@ -27,7 +27,7 @@ use crate::sandbox::{Grant, LoadedHandler, RunContext, Sandbox};
 use crate::store::{Digest, ImageRecord, IngestObserver, Store};
 use crate::transport::TransportError;
 use crate::trust::claim::{self, Identity};
-use crate::trust::{ImageSigner, Keyring};
+use crate::trust::{ImageSigner, Keyring, NameKeys};
 
 /// The annotation of a cosign payload layer that holds its signature.
 const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
@@ -95,25 +95,25 @@ pub(super) fn check(
     // Asked for by digest, any tag of the repository names the image.
     let tag = if data.contains('@') { None } else { tag };
     let name = repository.clone();
-    let keyring = Keyring::new(store.root());
-    let (openpgp, sigstore) = match (keyring.trusts_any(&name, false), keyring.trusts_any(&name, true)) {
-        (Ok(o), Ok(s)) => (o, s),
-        (Err(e), _) | (_, Err(e)) => {
+    // Read once: every signature below is checked against these.
+    let keys = match Keyring::new(store.root()).keys_for(&name) {
+        Ok(keys) => keys,
+        Err(e) => {
             checked.failed(format!("reading the keys trusted for {name}: {}", crate::error_chain(&e)));
             return checked;
         }
     };
-    if !openpgp && !sigstore {
+    if !keys.has_openpgp() && !keys.has_sigstore() {
         checked.note(format!("no key is trusted for {name} (berth trust --prefix {name} KEY)"));
         return checked;
     }
     for manifest_digest in signed_digests(store, record) {
         let identity = Identity { repository: repository.clone(), tag: tag.clone(), manifest_digest };
-        if openpgp {
-            lookaside(&keyring, &identity, options, &mut checked);
+        if keys.has_openpgp() {
+            lookaside(&keys, &identity, options, &mut checked);
         }
-        if sigstore {
-            cosign(store, sandbox, handler, grant, point, &keyring, &identity, options, &mut checked);
+        if keys.has_sigstore() {
+            cosign(store, sandbox, handler, grant, point, &keys, &identity, options, &mut checked);
         }
     }
     checked
@@ -150,7 +150,7 @@ fn index_lists(store: &Store, index: &str, manifest: &str) -> bool {
 }
 
 /// Simple-signing signatures in the registry's lookaside.
-fn lookaside(keyring: &Keyring, identity: &Identity, options: &FetchOptions, checked: &mut Checked) {
+fn lookaside(keys: &NameKeys, identity: &Identity, options: &FetchOptions, checked: &mut Checked) {
     let (host, path) = identity.repository.split_once('/').expect("a normalized repository has a host");
     let http = options.http_client();
     let registries = &http.options().registries;
@@ -181,7 +181,7 @@ fn lookaside(keyring: &Keyring, identity: &Identity, options: &FetchOptions, che
                 return;
             }
         };
-        let verified = keyring.verify_signed_message(&identity.repository, &message).and_then(|(signer, payload)| {
+        let verified = keys.verify_signed_message(&message).and_then(|(signer, payload)| {
             claim::check(&payload, &[claim::SIMPLE_SIGNING_TYPE], identity).map(|()| signer)
         });
         match verified {
@@ -207,7 +207,7 @@ fn cosign(
     handler: &LoadedHandler,
     grant: &Grant,
     point: &DistributionPoint,
-    keyring: &Keyring,
+    keys: &NameKeys,
     identity: &Identity,
     options: &FetchOptions,
     checked: &mut Checked,
@@ -252,8 +252,8 @@ fn cosign(
                 continue;
             }
         };
-        let verified = keyring
-            .verify_sigstore(&identity.repository, &payload, signature)
+        let verified = keys
+            .verify_sigstore(&payload, signature)
             .and_then(|signer| claim::check(&payload, &[claim::COSIGN_TYPE], identity).map(|()| signer));
         match verified {
             Ok(signer) => checked.verified(signer),

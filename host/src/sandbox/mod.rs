@@ -238,20 +238,20 @@ impl Sandbox {
         ctx: RunContext,
         prefix: &str,
     ) -> Result<Result<Vec<String>, HandlerError>, SandboxError> {
-        let (mut store, stderr) = self.run_store(handler, grant, ctx)?;
-        let result = (|| {
-            let instance = handler.pre.instance_pre().instantiate(&mut store)?;
-            let interface = instance
-                .get_export_index(&mut store, None, DISCOVERY_INTERFACE)
-                .ok_or_else(|| wasmtime::Error::msg(format!("the handler does not export {DISCOVERY_INTERFACE}")))?;
-            let func = instance
-                .get_export_index(&mut store, Some(&interface), "discover-pubkeys")
-                .ok_or_else(|| wasmtime::Error::msg("the handler does not export discover-pubkeys"))?;
-            let func = instance.get_typed_func::<(&str,), (Result<Vec<String>, HandlerError>,)>(&mut store, &func)?;
-            let (urls,) = func.call(&mut store, (prefix,))?;
-            Ok(urls)
-        })();
-        result.map_err(|e| classify_trap(e, store.data(), &handler.name, grant.limits.time_budget, &stderr))
+        type Answer = (Result<Vec<String>, HandlerError>,);
+        let call = self.call_export::<(&str,), Answer>(
+            handler,
+            grant,
+            ctx,
+            DISCOVERY_INTERFACE,
+            "discover-pubkeys",
+            (prefix,),
+        )?;
+        call.map(|(urls,)| urls).ok_or_else(|| SandboxError::Trap {
+            handler: handler.name.clone(),
+            message: format!("the handler does not export {DISCOVERY_INTERFACE}"),
+            stderr: String::new(),
+        })
     }
 
     /// Run `signatures.attached(point, digest)` of a handler that exports it (the registry
@@ -266,19 +266,44 @@ impl Sandbox {
         point: &str,
         digest: &str,
     ) -> Result<Option<Result<Vec<bindings_types::Descriptor>, HandlerError>>, SandboxError> {
+        type Answer = (Result<Vec<bindings_types::Descriptor>, HandlerError>,);
+        let call = self.call_export::<(&str, &str), Answer>(
+            handler,
+            grant,
+            ctx,
+            SIGNATURES_INTERFACE,
+            "attached",
+            (point, digest),
+        )?;
+        Ok(call.map(|(found,)| found))
+    }
+
+    /// Call `func` of `interface`, an export beside `resolver`, in a fresh instance of
+    /// `handler` under `grant`; `None` when the handler does not export the interface.
+    fn call_export<P, R>(
+        &self,
+        handler: &LoadedHandler,
+        grant: &Grant,
+        ctx: RunContext,
+        interface: &str,
+        func: &str,
+        params: P,
+    ) -> Result<Option<R>, SandboxError>
+    where
+        P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
+        R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+    {
         let (mut store, stderr) = self.run_store(handler, grant, ctx)?;
         let result = (|| {
             let instance = handler.pre.instance_pre().instantiate(&mut store)?;
-            let Some(interface) = instance.get_export_index(&mut store, None, SIGNATURES_INTERFACE) else {
+            let Some(exported) = instance.get_export_index(&mut store, None, interface) else {
                 return Ok(None);
             };
-            let func = instance
-                .get_export_index(&mut store, Some(&interface), "attached")
-                .ok_or_else(|| wasmtime::Error::msg("the handler does not export signatures.attached"))?;
-            type Answer = Result<Vec<bindings_types::Descriptor>, HandlerError>;
-            let func = instance.get_typed_func::<(&str, &str), (Answer,)>(&mut store, &func)?;
-            let (found,) = func.call(&mut store, (point, digest))?;
-            Ok(Some(found))
+            let index = instance
+                .get_export_index(&mut store, Some(&exported), func)
+                .ok_or_else(|| wasmtime::Error::msg(format!("the handler's {interface} has no {func}")))?;
+            let typed = instance.get_typed_func::<P, R>(&mut store, &index)?;
+            Ok(Some(typed.call(&mut store, params)?))
         })();
         result.map_err(|e| classify_trap(e, store.data(), &handler.name, grant.limits.time_budget, &stderr))
     }

@@ -98,8 +98,8 @@ async fn find(
 /// What `tag` of `target` may be served as, best first: the documents the image's
 /// pinned refs for that tag name, then the image's manifest.
 fn tag_documents(store: &Store, target: &Target, tag: &str) -> Result<Vec<Digest>, ServeError> {
-    for (parts, a) in stored_attachments(store, std::slice::from_ref(target))? {
-        if parts.tag.as_deref() == Some(tag) && parts.digest.is_none() {
+    for point in target.tag_points(tag) {
+        if let Some(a) = store.attachment(&point.to_string())? {
             return Ok(vec![a.digest]);
         }
     }
@@ -378,7 +378,8 @@ pub async fn referrers(
     ns: Option<&str>,
     artifact_type: Option<String>,
 ) -> Result<Response<Body>, ServeError> {
-    let subject = super::names::parse_digest(digest)?.to_string();
+    let subject_digest = super::names::parse_digest(digest)?;
+    let subject = subject_digest.to_string();
     let targets = name.lookup_targets(ns, &registry.config.pull_through);
     let filter = artifact_type.clone();
     let manifests = registry
@@ -390,8 +391,10 @@ pub async fn referrers(
                     candidates.extend(parts.digest);
                 }
             }
-            for (_, a) in stored_attachments(store, &targets)? {
-                candidates.insert(a.digest);
+            for a in store.attachments_of(&subject_digest)? {
+                if RefParts::parse(&a.point).is_some_and(|p| targets.contains(&p.target)) {
+                    candidates.insert(a.digest);
+                }
             }
             let mut out = Vec::new();
             for digest in candidates {

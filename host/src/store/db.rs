@@ -351,20 +351,35 @@ impl Db {
 
     /// Every attachment, by point.
     pub fn attachments(&self) -> Result<Vec<Attachment>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT point, digest, subject, blobs FROM attachments ORDER BY point")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-            })
-            .map_err(self.err())?;
+        self.select_attachments("", None)
+    }
+
+    /// The attachment pushed under `point`.
+    pub fn attachment(&self, point: &str) -> Result<Option<Attachment>, StoreError> {
+        Ok(self.select_attachments("WHERE point = ?1", Some(point))?.pop())
+    }
+
+    /// The attachments of `subject`, by point.
+    pub fn attachments_of(&self, subject: &Digest) -> Result<Vec<Attachment>, StoreError> {
+        self.select_attachments("WHERE subject = ?1", Some(&subject.to_string()))
+    }
+
+    fn select_attachments(&self, filter: &str, param: Option<&str>) -> Result<Vec<Attachment>, StoreError> {
+        let sql = format!("SELECT point, digest, subject, blobs FROM attachments {filter} ORDER BY point");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(self.err())?;
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        };
+        let rows = match param {
+            Some(p) => stmt.query_map([p], row),
+            None => stmt.query_map([], row),
+        }
+        .map_err(self.err())?;
         let mut out = Vec::new();
         for row in rows {
             let (point, digest, subject, blobs) = row.map_err(self.err())?;
             let blobs: Vec<String> = serde_json::from_str(&blobs).unwrap_or_default();
-            // A row that does not parse names nothing berth could serve; gc drops it.
+            // A row that does not parse names nothing berth could serve: skipped.
             let (Ok(digest), Ok(subject)) = (digest.parse(), subject.parse()) else { continue };
             out.push(Attachment {
                 point,

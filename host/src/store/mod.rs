@@ -157,6 +157,16 @@ impl Store {
         self.db().attachments()
     }
 
+    /// The attachment pushed under `point`.
+    pub fn attachment(&self, point: &str) -> Result<Option<Attachment>, StoreError> {
+        self.db().attachment(point)
+    }
+
+    /// The attachments of `subject`.
+    pub fn attachments_of(&self, subject: &Digest) -> Result<Vec<Attachment>, StoreError> {
+        self.db().attachments_of(subject)
+    }
+
     /// The blobs the store must keep: every image's, the documents pinned refs name
     /// (an index above an image's manifest, which `berth serve` serves), and the blobs
     /// of attachments whose subject is kept.

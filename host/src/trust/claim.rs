@@ -97,20 +97,17 @@ pub fn split_reference(reference: &str) -> Option<(String, Option<String>)> {
 }
 
 /// Docker Hub's names in one form: `docker.io/library/x` for `x`, `index.docker.io/x`,
-/// `registry-1.docker.io/library/x`; the host in lower case.
+/// `registry-1.docker.io/library/x`; the host in lower case. Docker's rule is the
+/// distribution points' (`cimd`); only Hub's spelling differs, as containers writes it.
 pub fn normalize(repository: &str) -> String {
-    let (first, rest) = repository.split_once('/').unwrap_or(("", repository));
-    let has_host = !first.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
-    let (host, path) = if has_host {
-        (first.to_ascii_lowercase(), rest.to_string())
-    } else {
-        ("docker.io".to_string(), repository.to_string())
+    // Repository paths are lower case by the spec's grammar; hosts are case-insensitive.
+    let (first, rest) = repository.split_once('/').map_or((repository, None), |(f, r)| (f, Some(r)));
+    let lowered = match rest {
+        Some(rest) => format!("{}/{rest}", first.to_ascii_lowercase()),
+        None => repository.to_string(),
     };
-    let host = match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        _ => host,
-    };
-    let path = if host == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path };
+    let (host, path) = crate::cimd::docker_host_and_path(&lowered);
+    let host = if host == "registry-1.docker.io" { "docker.io".to_string() } else { host };
     format!("{host}/{path}")
 }
 

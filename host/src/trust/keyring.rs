@@ -129,6 +129,25 @@ fn trusted(scope: &Scope, cert: &Cert, path: PathBuf) -> ImageKey {
     }
 }
 
+/// The keys trusted for one name, of both kinds, read once to check several signatures.
+pub struct NameKeys {
+    pub(super) name: String,
+    pub(super) openpgp: Vec<(Scope, Cert)>,
+    pub(super) sigstore: Vec<(Scope, SigstoreKey)>,
+}
+
+impl NameKeys {
+    /// Whether an OpenPGP key (simple signing) is trusted for the name.
+    pub fn has_openpgp(&self) -> bool {
+        !self.openpgp.is_empty()
+    }
+
+    /// Whether a sigstore key (cosign) is trusted for the name.
+    pub fn has_sigstore(&self) -> bool {
+        !self.sigstore.is_empty()
+    }
+}
+
 /// A kind of key kept in the scope directories, one per file named by its fingerprint.
 pub(super) trait StoredKey: Sized {
     /// The fingerprint a file of this kind is named after; `None`: not such a file.
@@ -250,6 +269,15 @@ impl Keyring {
         prefixes.sort();
         scopes.extend(prefixes);
         Ok(scopes)
+    }
+
+    /// Every key trusted for `name`, both kinds.
+    pub fn keys_for(&self, name: &str) -> Result<NameKeys, TrustError> {
+        Ok(NameKeys {
+            name: name.to_string(),
+            openpgp: self.applicable::<Cert>(name)?,
+            sigstore: self.applicable::<SigstoreKey>(name)?,
+        })
     }
 
     /// The keys of kind `K` trusted for `name`: its prefixes' keys, most specific first,

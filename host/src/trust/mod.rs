@@ -48,7 +48,7 @@ pub mod verify;
 
 pub use error::TrustError;
 pub use handler_keys::{COMPONENT_HEADER, HandlerKey, HandlerKeyring, HandlerSigner};
-pub use keyring::{ImageKey, KeyInfo, KeyKind, Keyring, inspect};
+pub use keyring::{ImageKey, KeyInfo, KeyKind, Keyring, NameKeys, inspect};
 pub use scope::{Scope, prefixes_of};
 pub use time::utc;
 pub use verify::{CLOCK_SKEW, ImageSigner};

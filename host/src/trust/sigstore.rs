@@ -13,8 +13,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
 use sha2::{Digest as _, Sha256};
 
-use super::key::Cert;
-use super::keyring::{Keyring, StoredKey, is_hex_fingerprint};
+use super::keyring::{Keyring, NameKeys, StoredKey, is_hex_fingerprint};
 use super::{ImageSigner, TrustError};
 
 const PEM_BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
@@ -91,19 +90,17 @@ impl StoredKey for SigstoreKey {
 }
 
 impl Keyring {
-    /// Whether any key (OpenPGP or sigstore, as `sigstore` says) is trusted for `name`.
-    pub fn trusts_any(&self, name: &str, sigstore: bool) -> Result<bool, TrustError> {
-        Ok(if sigstore {
-            !self.applicable::<SigstoreKey>(name)?.is_empty()
-        } else {
-            !self.applicable::<Cert>(name)?.is_empty()
-        })
-    }
-
     /// Check a cosign signature (base64, over `payload`) against the sigstore keys
     /// trusted for `name`.
     pub fn verify_sigstore(&self, name: &str, payload: &[u8], signature: &str) -> Result<ImageSigner, TrustError> {
-        let keys = self.applicable::<SigstoreKey>(name)?;
+        self.keys_for(name)?.verify_sigstore(payload, signature)
+    }
+}
+
+impl NameKeys {
+    /// Check a cosign signature (base64, over `payload`) against the sigstore keys.
+    pub fn verify_sigstore(&self, payload: &[u8], signature: &str) -> Result<ImageSigner, TrustError> {
+        let (name, keys) = (&self.name, &self.sigstore);
         if keys.is_empty() {
             return Err(TrustError::NoTrustedSigstoreKey { name: name.to_string() });
         }

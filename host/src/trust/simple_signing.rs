@@ -10,7 +10,8 @@ use std::time::SystemTime;
 use pgp::composed::Message;
 use pgp::packet::Signature;
 
-use super::keyring::Keyring;
+use super::keyring::{Keyring, NameKeys};
+use super::verify::verify_signatures;
 use super::{ImageSigner, TrustError};
 
 /// The largest payload read out of a signed message (a payload is a few hundred bytes;
@@ -21,18 +22,16 @@ impl Keyring {
     /// Check a simple-signing signature (an OpenPGP signed message, binary or armored)
     /// against the keys trusted for `name`: the signer, and the payload it signed.
     pub fn verify_signed_message(&self, name: &str, message: &[u8]) -> Result<(ImageSigner, Vec<u8>), TrustError> {
-        self.verify_signed_message_at(name, message, SystemTime::now())
+        self.keys_for(name)?.verify_signed_message(message)
     }
+}
 
-    /// [`Keyring::verify_signed_message`] as if the time were `now`.
-    pub fn verify_signed_message_at(
-        &self,
-        name: &str,
-        message: &[u8],
-        now: SystemTime,
-    ) -> Result<(ImageSigner, Vec<u8>), TrustError> {
+impl NameKeys {
+    /// Check a simple-signing signature against the OpenPGP keys: the signer, and the
+    /// payload it signed.
+    pub fn verify_signed_message(&self, message: &[u8]) -> Result<(ImageSigner, Vec<u8>), TrustError> {
         let (payload, sigs) = open(message)?;
-        let signer = self.verify_signatures(name, &mut payload.as_slice(), &sigs, now)?;
+        let signer = verify_signatures(&self.name, &self.openpgp, &mut payload.as_slice(), &sigs, SystemTime::now())?;
         Ok((signer, payload))
     }
 }

@@ -59,98 +59,97 @@ impl Keyring {
         now: SystemTime,
     ) -> Result<ImageSigner, TrustError> {
         let sigs = parse_signatures(armored_signature)?;
-        self.verify_signatures(name, signed, &sigs, now)
+        verify_signatures(name, &self.applicable::<Cert>(name)?, signed, &sigs, now)
+    }
+}
+
+/// Check parsed signatures over the bytes of `signed` against `keys` (those trusted for
+/// `name`), as if the time were `now`: the first that verifies names the signer.
+pub(super) fn verify_signatures(
+    name: &str,
+    keys: &[(Scope, Cert)],
+    signed: &mut dyn Read,
+    sigs: &[Signature],
+    now: SystemTime,
+) -> Result<ImageSigner, TrustError> {
+    let now = time::unix(now);
+    if keys.is_empty() {
+        return Err(TrustError::NoTrustedKey { name: name.to_string(), prefixes: prefixes_of(name) });
     }
 
-    /// Check parsed signatures over the bytes of `signed` against the keys trusted for
-    /// `name`, as if the time were `now`: the first that verifies names the signer.
-    pub(super) fn verify_signatures(
-        &self,
-        name: &str,
-        signed: &mut dyn Read,
-        sigs: &[Signature],
-        now: SystemTime,
-    ) -> Result<ImageSigner, TrustError> {
-        let now = time::unix(now);
-        let keys = self.applicable::<Cert>(name)?;
-        if keys.is_empty() {
-            return Err(TrustError::NoTrustedKey { name: name.to_string(), prefixes: prefixes_of(name) });
-        }
-
-        // Pairs (signature, trusted key) the signature names as its issuer; the same
-        // key trusted in several scopes is tried once, under its most specific scope.
-        let mut candidates: Vec<(&Signature, &Scope, &Cert, Which)> = Vec::new();
-        for sig in sigs {
-            for (scope, cert) in &keys {
-                for (which, component) in cert.components() {
-                    let named = key::issued_by(sig, &component.fingerprint, &component.key_id);
-                    let seen = candidates
-                        .iter()
-                        .any(|(s, _, c, w)| std::ptr::eq(*s, sig) && c.fingerprint == cert.fingerprint && *w == which);
-                    if named && !seen {
-                        candidates.push((sig, scope, cert, which));
-                    }
+    // Pairs (signature, trusted key) the signature names as its issuer; the same
+    // key trusted in several scopes is tried once, under its most specific scope.
+    let mut candidates: Vec<(&Signature, &Scope, &Cert, Which)> = Vec::new();
+    for sig in sigs {
+        for (scope, cert) in keys {
+            for (which, component) in cert.components() {
+                let named = key::issued_by(sig, &component.fingerprint, &component.key_id);
+                let seen = candidates
+                    .iter()
+                    .any(|(s, _, c, w)| std::ptr::eq(*s, sig) && c.fingerprint == cert.fingerprint && *w == which);
+                if named && !seen {
+                    candidates.push((sig, scope, cert, which));
                 }
             }
         }
-        if candidates.is_empty() {
-            return Err(untrusted_signer(name, sigs, &keys));
-        }
+    }
+    if candidates.is_empty() {
+        return Err(untrusted_signer(name, sigs, keys));
+    }
 
-        // Refusals that need no data: revoked or expired keys, bad dates, weak hashes.
-        let mut refusal = None;
-        let mut usable = Vec::new();
-        for candidate @ (sig, _, cert, which) in candidates {
-            match check_candidate(sig, cert, which, now) {
-                Ok(()) => usable.push(candidate),
-                Err(e) => {
-                    refusal.get_or_insert(e);
-                }
+    // Refusals that need no data: revoked or expired keys, bad dates, weak hashes.
+    let mut refusal = None;
+    let mut usable = Vec::new();
+    for candidate @ (sig, _, cert, which) in candidates {
+        match check_candidate(sig, cert, which, now) {
+            Ok(()) => usable.push(candidate),
+            Err(e) => {
+                refusal.get_or_insert(e);
             }
         }
-        if usable.is_empty() {
-            return Err(refusal.expect("every candidate was refused"));
-        }
+    }
+    if usable.is_empty() {
+        return Err(refusal.expect("every candidate was refused"));
+    }
 
-        let signer = |(_, scope, cert, which): (&Signature, &Scope, &Cert, Which)| ImageSigner {
-            fingerprint: cert.fingerprint.clone(),
-            signing_key: cert.component(which).shown.clone(),
-            user_ids: cert.user_ids.clone(),
-            scope: scope.clone(),
+    let signer = |(_, scope, cert, which): (&Signature, &Scope, &Cert, Which)| ImageSigner {
+        fingerprint: cert.fingerprint.clone(),
+        signing_key: cert.component(which).shown.clone(),
+        user_ids: cert.user_ids.clone(),
+        scope: scope.clone(),
+    };
+    if usable.len() == 1 {
+        let (sig, _, cert, which) = usable[0];
+        let mut watched = Watched { inner: signed, error: None };
+        return match cert.verify_data(which, sig, &mut watched) {
+            Ok(()) => Ok(signer(usable[0])),
+            Err(source) => Err(watched.error.map_or_else(
+                || TrustError::BadSignature { fingerprint: cert.component(which).shown.clone(), source },
+                |source| TrustError::ReadSigned { source },
+            )),
         };
-        if usable.len() == 1 {
-            let (sig, _, cert, which) = usable[0];
-            let mut watched = Watched { inner: signed, error: None };
-            return match cert.verify_data(which, sig, &mut watched) {
-                Ok(()) => Ok(signer(usable[0])),
-                Err(source) => Err(watched.error.map_or_else(
-                    || TrustError::BadSignature { fingerprint: cert.component(which).shown.clone(), source },
-                    |source| TrustError::ReadSigned { source },
-                )),
-            };
-        }
+    }
 
-        let mut spool = tempfile::tempfile().map_err(io("creating a temporary file in", std::env::temp_dir()))?;
-        std::io::copy(signed, &mut spool).map_err(|source| TrustError::ReadSigned { source })?;
-        let mut first_failure = None;
-        for candidate @ (sig, _, cert, which) in usable {
-            spool.rewind().map_err(io("rewinding", std::env::temp_dir()))?;
-            let mut watched = Watched { inner: &mut spool, error: None };
-            match cert.verify_data(which, sig, &mut watched) {
-                Ok(()) => return Ok(signer(candidate)),
-                Err(_) if watched.error.is_some() => {
-                    return Err(TrustError::ReadSigned { source: watched.error.expect("checked") });
-                }
-                Err(source) => {
-                    first_failure.get_or_insert(TrustError::BadSignature {
-                        fingerprint: cert.component(which).shown.clone(),
-                        source,
-                    });
-                }
+    let mut spool = tempfile::tempfile().map_err(io("creating a temporary file in", std::env::temp_dir()))?;
+    std::io::copy(signed, &mut spool).map_err(|source| TrustError::ReadSigned { source })?;
+    let mut first_failure = None;
+    for candidate @ (sig, _, cert, which) in usable {
+        spool.rewind().map_err(io("rewinding", std::env::temp_dir()))?;
+        let mut watched = Watched { inner: &mut spool, error: None };
+        match cert.verify_data(which, sig, &mut watched) {
+            Ok(()) => return Ok(signer(candidate)),
+            Err(_) if watched.error.is_some() => {
+                return Err(TrustError::ReadSigned { source: watched.error.expect("checked") });
+            }
+            Err(source) => {
+                first_failure.get_or_insert(TrustError::BadSignature {
+                    fingerprint: cert.component(which).shown.clone(),
+                    source,
+                });
             }
         }
-        Err(first_failure.expect("at least one candidate was tried"))
     }
+    Err(first_failure.expect("at least one candidate was tried"))
 }
 
 /// The signatures of a detached block, armored or binary.
